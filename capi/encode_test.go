@@ -170,9 +170,9 @@ type jsonOrderEvent struct {
 	OppRef       string `json:"oppref,omitempty"`
 	User         *User  `json:"user,omitempty"`
 	Data         struct {
-		Type     string  `json:"type"`
-		Amount   *int64  `json:"amount,omitempty"`
-		Currency string  `json:"currency,omitempty"`
+		Type     string `json:"type"`
+		Amount   *int64 `json:"amount,omitempty"`
+		Currency string `json:"currency,omitempty"`
 		Contents []struct {
 			ID          string `json:"id,omitempty"`
 			Name        string `json:"name,omitempty"`

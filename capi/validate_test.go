@@ -55,7 +55,12 @@ func TestValidateEventRules(t *testing.T) {
 		{"currency unknown", func(e *Event) { e.Data.Currency = "XYZ" }, "data.currency: not an ISO 4217 currency code"},
 		{"currency lowercase ok", func(e *Event) { e.Data.Currency = "usd" }, ""},
 		{"amount zero ok", func(e *Event) { e.Data.Amount = Int64(0) }, ""},
-		{"no amount no currency ok", func(e *Event) { e.Data.Amount = OptInt64{}; e.Data.Currency = ""; e.Data.Contents[0].Amount = OptInt64{}; e.Data.Contents[1].Amount = OptInt64{} }, ""},
+		{"no amount no currency ok", func(e *Event) {
+			e.Data.Amount = OptInt64{}
+			e.Data.Currency = ""
+			e.Data.Contents[0].Amount = OptInt64{}
+			e.Data.Contents[1].Amount = OptInt64{}
+		}, ""},
 		{"item amount needs currency", func(e *Event) { e.Data.Amount = OptInt64{}; e.Data.Currency = "" }, "data.contents[0].currency: required when the item has an amount"},
 		{"item amount own currency", func(e *Event) {
 			e.Data.Amount = OptInt64{}
