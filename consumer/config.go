@@ -1,0 +1,132 @@
+package consumer
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/capirelay/capirelay/capi"
+)
+
+// Config configures a Relay. Zero durations and sizes take the documented
+// defaults; Validate reports every problem at once.
+type Config struct {
+	// Connection holds the client options shared by the consumer and the
+	// dead-letter producer: seed brokers, TLS, SASL, client id. The Relay adds
+	// its own group, consume and produce options.
+	Connection []kgo.Opt
+	// Group is the consumer group id. Required.
+	Group string
+	// Topics are the topics to consume. Required.
+	Topics []string
+	// InstanceID, when set, enables static group membership (Kafka's
+	// group.instance.id): a restart within the session timeout does not
+	// rebalance.
+	InstanceID string
+	// StartAtEnd makes a group with no committed offset start at the end of
+	// each partition instead of the beginning. The reset offset (used when a
+	// committed offset no longer exists) is always the earliest record, so
+	// nothing is skipped silently.
+	StartAtEnd bool
+
+	// DeadLetterTopic receives records that can never be accepted. Required.
+	DeadLetterTopic string
+
+	// MaxBatchEvents caps events per API request (1..1000, default 1000).
+	MaxBatchEvents int
+	// MaxBatchBytes caps an encoded request body (default 4 MiB).
+	MaxBatchBytes int
+	// Linger is how long a non-full batch waits for more events (default
+	// 100ms).
+	Linger time.Duration
+	// Concurrency is how many API requests may be in flight (default 8).
+	Concurrency int
+	// MaxUnsettledRecords bounds memory: polling pauses while this many
+	// records are read but not settled (default 20,000).
+	MaxUnsettledRecords int
+	// PollRecords caps the records taken from one poll (default 2,000).
+	PollRecords int
+
+	// CommitInterval is how often the settled prefix is committed (default
+	// 1s). Commits also happen on revocation and at shutdown.
+	CommitInterval time.Duration
+	// RevokeTimeout bounds how long a revoked partition waits for its
+	// in-flight events to settle before it is given up (default 15s; keep it
+	// well under the group's rebalance timeout, 60s by default). Unsettled
+	// records of a revoked partition are re-read by the next owner.
+	RevokeTimeout time.Duration
+	// DrainTimeout bounds the drain at shutdown (default 30s).
+	DrainTimeout time.Duration
+	// ConfigRetryInterval is how long sending pauses after the API answers
+	// 401/403/404 before it tries again (default 30s).
+	ConfigRetryInterval time.Duration
+	// DeadLetterRetry is the wait between attempts of a failed dead-letter
+	// write (default 1s, doubled up to 30s).
+	DeadLetterRetry time.Duration
+	// MaxDeadLetterBody caps the API response body copied into a dead-letter
+	// header (default 1,024 bytes).
+	MaxDeadLetterBody int
+}
+
+func (c *Config) setDefaults() {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	defd := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&c.MaxBatchEvents, capi.MaxEventsPerRequest)
+	def(&c.MaxBatchBytes, capi.DefaultMaxRequestBytes)
+	def(&c.Concurrency, 8)
+	def(&c.MaxUnsettledRecords, 20000)
+	def(&c.PollRecords, 2000)
+	def(&c.MaxDeadLetterBody, 1024)
+	defd(&c.Linger, 100*time.Millisecond)
+	defd(&c.CommitInterval, time.Second)
+	defd(&c.RevokeTimeout, 15*time.Second)
+	defd(&c.DrainTimeout, 30*time.Second)
+	defd(&c.ConfigRetryInterval, 30*time.Second)
+	defd(&c.DeadLetterRetry, time.Second)
+}
+
+// Validate checks the configuration and returns every problem, joined.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Group == "" {
+		errs = append(errs, errors.New("consumer: group id is required"))
+	}
+	if len(c.Topics) == 0 {
+		errs = append(errs, errors.New("consumer: at least one topic is required"))
+	}
+	if c.DeadLetterTopic == "" {
+		errs = append(errs, errors.New("consumer: dead-letter topic is required"))
+	}
+	for _, t := range c.Topics {
+		if t == c.DeadLetterTopic && t != "" {
+			errs = append(errs, fmt.Errorf("consumer: topic %q is also the dead-letter topic", t))
+		}
+	}
+	if c.MaxBatchEvents < 0 || c.MaxBatchEvents > capi.MaxEventsPerRequest {
+		errs = append(errs, fmt.Errorf("consumer: max batch events must be 1 to %d, got %d", capi.MaxEventsPerRequest, c.MaxBatchEvents))
+	}
+	for name, v := range map[string]int{"max batch bytes": c.MaxBatchBytes, "concurrency": c.Concurrency,
+		"max unsettled records": c.MaxUnsettledRecords, "poll records": c.PollRecords} {
+		if v < 0 {
+			errs = append(errs, fmt.Errorf("consumer: %s must not be negative, got %d", name, v))
+		}
+	}
+	for name, v := range map[string]time.Duration{"linger": c.Linger, "commit interval": c.CommitInterval,
+		"revoke timeout": c.RevokeTimeout, "drain timeout": c.DrainTimeout, "config retry interval": c.ConfigRetryInterval,
+		"dead-letter retry": c.DeadLetterRetry} {
+		if v < 0 {
+			errs = append(errs, fmt.Errorf("consumer: %s must not be negative, got %v", name, v))
+		}
+	}
+	return errors.Join(errs...)
+}

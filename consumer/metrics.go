@@ -1,0 +1,108 @@
+package consumer
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/capirelay/capirelay/capi"
+)
+
+// Metrics are the relay's Prometheus metrics. Create them once with
+// NewMetrics and pass them to every Relay of the process. Labels never carry
+// secrets or record content: only topic, partition, pixel-free outcome names,
+// classes and HTTP status codes.
+type Metrics struct {
+	RecordsConsumed    *prometheus.CounterVec // topic
+	RecordsFiltered    *prometheus.CounterVec // topic: no rule produced an event
+	EventsAccepted     *prometheus.CounterVec // topic
+	DeadLettered       *prometheus.CounterVec // topic, class
+	DeadLetterFailures prometheus.Counter     // failed dead-letter writes (retried)
+	Requests           *prometheus.CounterVec // status ("200", "503", "error")
+	Retries            prometheus.Counter     // API attempts after the first
+	RequestDuration    prometheus.Histogram   // seconds per HTTP attempt
+	BatchEvents        prometheus.Histogram   // events per request
+	RequestsInFlight   prometheus.Gauge       // batches being sent
+	UnsettledRecords   prometheus.Gauge       // read, not yet settled
+	OldestUnsettledAge prometheus.Gauge       // seconds, by record timestamp
+	CommittedOffset    *prometheus.GaugeVec   // topic, partition
+	Lag                *prometheus.GaugeVec   // topic, partition: high watermark - committed
+	Ready              prometheus.Gauge       // 1 when ready
+	ConfigFaults       prometheus.Counter     // 401/403/404 answers
+	Commits            *prometheus.CounterVec // result ("ok", "error")
+	MapErrors          *prometheus.CounterVec // topic, class (decode, mapping, validation, expired)
+	registry           prometheus.Registerer
+}
+
+// NewMetrics creates the metrics and registers them with reg (nil means a new
+// private registry, for tests).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	f := func(c prometheus.Collector) {
+		reg.MustRegister(c)
+	}
+	m := &Metrics{
+		RecordsConsumed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "capirelay_records_consumed_total",
+			Help: "Records read from Kafka."}, []string{"topic"}),
+		RecordsFiltered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "capirelay_records_filtered_total",
+			Help: "Records for which no rule produced an event (settled, not an error)."}, []string{"topic"}),
+		EventsAccepted: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "capirelay_events_accepted_total",
+			Help: "Events the Conversions API accepted (2xx)."}, []string{"topic"}),
+		DeadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "capirelay_dead_lettered_total",
+			Help: "Dead-letter records written and acknowledged, by error class."}, []string{"topic", "class"}),
+		DeadLetterFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "capirelay_dead_letter_write_failures_total",
+			Help: "Dead-letter writes that failed and will be retried (nothing is committed past them)."}),
+		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "capirelay_api_requests_total",
+			Help: "HTTP attempts to the Conversions API, by status code (\"error\" when no response arrived)."}, []string{"status"}),
+		Retries: prometheus.NewCounter(prometheus.CounterOpts{Name: "capirelay_api_retries_total",
+			Help: "API attempts after the first for the same request."}),
+		RequestDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "capirelay_api_request_duration_seconds",
+			Help: "Duration of one HTTP attempt.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 13)}),
+		BatchEvents: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "capirelay_api_batch_events",
+			Help: "Events per API request.", Buckets: []float64{1, 10, 50, 100, 250, 500, 750, 1000}}),
+		RequestsInFlight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "capirelay_batches_in_flight",
+			Help: "Batches being sent to the API (including retry waits)."}),
+		UnsettledRecords: prometheus.NewGauge(prometheus.GaugeOpts{Name: "capirelay_unsettled_records",
+			Help: "Records read but not yet settled (accepted or dead-lettered)."}),
+		OldestUnsettledAge: prometheus.NewGauge(prometheus.GaugeOpts{Name: "capirelay_oldest_unsettled_age_seconds",
+			Help: "Age, by record timestamp, of the oldest unsettled record (0 when none)."}),
+		CommittedOffset: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "capirelay_committed_offset",
+			Help: "Last offset committed for the partition (the next record to read)."}, []string{"topic", "partition"}),
+		Lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "capirelay_consumer_lag",
+			Help: "High watermark minus committed offset."}, []string{"topic", "partition"}),
+		Ready: prometheus.NewGauge(prometheus.GaugeOpts{Name: "capirelay_ready",
+			Help: "1 when the relay is consuming and the API accepts its credentials."}),
+		ConfigFaults: prometheus.NewCounter(prometheus.CounterOpts{Name: "capirelay_api_config_faults_total",
+			Help: "API answers 401/403/404: key or pixel wrong. Sending pauses, nothing is dead-lettered."}),
+		Commits: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "capirelay_commits_total",
+			Help: "Offset commits, by result."}, []string{"result"}),
+		MapErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "capirelay_bad_records_total",
+			Help: "Records or events found bad before sending, by class."}, []string{"topic", "class"}),
+		registry: reg,
+	}
+	for _, c := range []prometheus.Collector{m.RecordsConsumed, m.RecordsFiltered, m.EventsAccepted, m.DeadLettered,
+		m.DeadLetterFailures, m.Requests, m.Retries, m.RequestDuration, m.BatchEvents, m.RequestsInFlight,
+		m.UnsettledRecords, m.OldestUnsettledAge, m.CommittedOffset, m.Lag, m.Ready, m.ConfigFaults, m.Commits, m.MapErrors} {
+		f(c)
+	}
+	return m
+}
+
+// ObserveRequest records one API attempt; pass it as capi.Config.OnRequest.
+func (m *Metrics) ObserveRequest(info capi.RequestInfo) {
+	status := "error"
+	if info.Status != 0 {
+		status = strconv.Itoa(info.Status)
+	}
+	m.Requests.WithLabelValues(status).Inc()
+	if info.Attempt > 1 {
+		m.Retries.Inc()
+	}
+	m.RequestDuration.Observe(info.Duration.Seconds())
+	m.BatchEvents.Observe(float64(info.Events))
+	if info.Class == capi.ClassConfig {
+		m.ConfigFaults.Inc()
+	}
+}

@@ -1,0 +1,811 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/capirelay/capirelay/capi"
+)
+
+// Mapped is one event mapped from a record.
+type Mapped struct {
+	// Rule names the mapping rule that produced the event.
+	Rule string
+	// Pixel overrides the relay's default pixel when not empty.
+	Pixel string
+	// Event is the event, not yet validated.
+	Event capi.Event
+}
+
+// Mapper turns a record into zero or more events. It must be safe to call
+// from one goroutine at a time (the poll loop) and may reuse dst.
+//
+// A returned error means the record is bad: it is dead-lettered with the
+// class of a *RecordError (ClassMapping otherwise). An error for which
+// errors.Is(err, ErrTransient) holds (a Schema Registry outage, say) is
+// retried with backoff instead, and the partition does not move past the
+// record until it maps.
+type Mapper interface {
+	Map(rec *kgo.Record, dst []Mapped) ([]Mapped, error)
+}
+
+// MapperFunc adapts a function to Mapper.
+type MapperFunc func(rec *kgo.Record, dst []Mapped) ([]Mapped, error)
+
+// Map calls f.
+func (f MapperFunc) Map(rec *kgo.Record, dst []Mapped) ([]Mapped, error) { return f(rec, dst) }
+
+// ErrTransient marks mapping errors that must be retried, never dead-lettered.
+var ErrTransient = errors.New("transient")
+
+// RecordError is a bad-record error with its dead-letter class and rule.
+type RecordError struct {
+	Class string // ClassDecode or ClassMapping
+	Rule  string
+	Err   error
+}
+
+// Error returns the underlying error's text.
+func (e *RecordError) Error() string { return e.Err.Error() }
+
+// Unwrap returns Err.
+func (e *RecordError) Unwrap() error { return e.Err }
+
+// Sender is what the relay sends batches with; *capi.Client implements it.
+// Send must retry transient failures itself until its context ends (the
+// relay never dead-letters an event because of a transient failure).
+type Sender interface {
+	Send(ctx context.Context, b capi.Batch) (*capi.Result, error)
+}
+
+// Deps are the relay's collaborators.
+type Deps struct {
+	Mapper Mapper
+	API    Sender
+	// Validator checks each mapped event, including the time window, before
+	// it is batched. Required.
+	Validator *capi.Validator
+	// DefaultPixel is used for events whose rule names no pixel. Required
+	// unless every rule names one.
+	DefaultPixel string
+	// ValidateOnly sends every batch with validate_only: true.
+	ValidateOnly bool
+	Logger       *slog.Logger
+	Metrics      *Metrics
+}
+
+// Relay consumes the configured topics in a consumer group, maps each record,
+// sends the events in batches, and commits offsets only for settled records.
+//
+// Guarantees:
+//   - A record is settled when every event mapped from it was accepted (2xx),
+//     or dead-lettered with the broker's acknowledgement, or when it produced
+//     no event. Per partition, the committed offset is the offset after the
+//     longest settled prefix; nothing else moves it. So a crash at any instant
+//     (kill -9 included) loses nothing: the next owner re-reads every record
+//     after the last commit, and the API deduplicates re-sent events on id.
+//   - Transient failures (API 5xx/408/429, timeouts, dead-letter writes
+//     failing, mapper errors marked ErrTransient) are retried; they never
+//     dead-letter and never move a commit.
+//   - Configuration faults (API 401/403/404) pause sending, make Ready false
+//     and are retried every ConfigRetryInterval; nothing is dead-lettered
+//     because of them, and sending resumes by itself.
+//   - On revocation, a partition's in-flight events get up to RevokeTimeout
+//     to settle; the settled prefix is committed, and the rest is re-read by
+//     the next owner. A revoked partition is never committed again.
+//   - Memory is bounded: polling pauses while MaxUnsettledRecords records are
+//     unsettled.
+type Relay struct {
+	cfg  Config
+	deps Deps
+	log  *slog.Logger
+	m    *Metrics
+
+	cl  *kgo.Client // group consumer
+	dlq *kgo.Client // dead-letter producer
+
+	mu       sync.Mutex // guards trackers, hwm
+	trackers map[topicPartition]*partitionTracker
+	hwm      map[topicPartition]int64
+	commitMu sync.Mutex // serializes commits with revocation
+
+	slots     chan struct{} // one token per unsettled record
+	unsettled atomic.Int64
+
+	bmu     sync.Mutex // guards pending
+	pending map[batchKey]*batch
+	sendq   chan *batch
+
+	sendCtx    context.Context // cancelled to abandon in-flight sends
+	cancelSend context.CancelFunc
+	inflight   sync.WaitGroup // batches and dead-letter writes under way
+
+	configFaults atomic.Int32
+	running      atomic.Bool
+	validator    *capi.Validator
+}
+
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
+type batchKey struct {
+	pixel        string
+	validateOnly bool
+}
+
+type batch struct {
+	key     batchKey
+	buf     []byte
+	ends    []int
+	events  []eventRef
+	created time.Time
+}
+
+type eventRef struct {
+	ref  ref
+	rec  *kgo.Record
+	rule string
+}
+
+// New validates cfg, creates the Kafka clients and returns a Relay. It does
+// not contact the cluster until Run.
+func New(cfg Config, deps Deps) (*Relay, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	if deps.Mapper == nil || deps.API == nil || deps.Validator == nil {
+		return nil, errors.New("consumer: Mapper, API and Validator are required")
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	if deps.Metrics == nil {
+		deps.Metrics = NewMetrics(nil)
+	}
+	r := &Relay{
+		cfg: cfg, deps: deps, log: deps.Logger, m: deps.Metrics, validator: deps.Validator,
+		trackers: make(map[topicPartition]*partitionTracker),
+		hwm:      make(map[topicPartition]int64),
+		slots:    make(chan struct{}, cfg.MaxUnsettledRecords),
+		pending:  make(map[batchKey]*batch),
+		sendq:    make(chan *batch, cfg.Concurrency),
+	}
+	start := kgo.NewOffset().AtStart()
+	if cfg.StartAtEnd {
+		start = kgo.NewOffset().AtEnd()
+	}
+	opts := append([]kgo.Opt{}, cfg.Connection...)
+	opts = append(opts,
+		kgo.ConsumerGroup(cfg.Group),
+		kgo.ConsumeTopics(cfg.Topics...),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.ConsumeStartOffset(start),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.OnPartitionsRevoked(r.onRevoked),
+		kgo.OnPartitionsLost(r.onLost),
+	)
+	if cfg.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(cfg.InstanceID))
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("consumer: kafka client: %w", err)
+	}
+	popts := append([]kgo.Opt{}, cfg.Connection...)
+	popts = append(popts,
+		kgo.DefaultProduceTopic(cfg.DeadLetterTopic),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.RecordDeliveryTimeout(30*time.Second),
+		kgo.AllowIdempotentProduceCancellation(),
+		kgo.ProducerLinger(5*time.Millisecond),
+	)
+	dlq, err := kgo.NewClient(popts...)
+	if err != nil {
+		cl.Close()
+		return nil, fmt.Errorf("consumer: dead-letter producer: %w", err)
+	}
+	r.cl, r.dlq = cl, dlq
+	return r, nil
+}
+
+// Ready reports whether the relay is running and the API accepts its
+// credentials (no batch is paused on a configuration fault).
+func (r *Relay) Ready() bool { return r.running.Load() && r.configFaults.Load() == 0 }
+
+// Run consumes until ctx is cancelled, then drains: it stops fetching, sends
+// what is batched, waits up to DrainTimeout for in-flight events to settle,
+// commits the settled prefix and leaves the group. Cancelling force (may be
+// nil) abandons the drain at once; unsettled records are then not committed
+// and are re-read after a restart. Run closes the Kafka clients; a Relay runs
+// once.
+func (r *Relay) Run(ctx, force context.Context) error {
+	if force == nil {
+		force = context.Background()
+	}
+	r.sendCtx, r.cancelSend = context.WithCancel(context.Background())
+	defer r.cancelSend()
+	r.running.Store(true)
+	r.m.Ready.Set(1)
+	defer func() {
+		r.running.Store(false)
+		r.m.Ready.Set(0)
+	}()
+
+	var workers sync.WaitGroup
+	for range r.cfg.Concurrency {
+		workers.Go(func() {
+			for b := range r.sendq {
+				r.send(b)
+			}
+		})
+	}
+	bgCtx, stopBG := context.WithCancel(context.Background())
+	var bg sync.WaitGroup
+	bg.Go(func() { r.lingerLoop(bgCtx) })
+	bg.Go(func() { r.commitLoop(bgCtx) })
+
+	pollErr := r.pollLoop(ctx)
+
+	// Drain.
+	r.log.Info("draining", "unsettled_records", r.unsettled.Load(), "deadline", r.cfg.DrainTimeout)
+	r.flushAll()
+	drainCtx, cancelDrain := context.WithTimeout(force, r.cfg.DrainTimeout)
+	drained := r.waitSettled(drainCtx, nil)
+	cancelDrain()
+	if !drained {
+		r.log.Warn("drain deadline reached or forced; unsettled records will be re-read after restart",
+			"unsettled_records", r.unsettled.Load())
+	}
+	r.cancelSend()
+	close(r.sendq)
+	workers.Wait()
+	stopBG()
+	bg.Wait()
+	commitCtx, cancelCommit := context.WithTimeout(context.Background(), 10*time.Second)
+	r.commit(commitCtx, nil)
+	cancelCommit()
+	// Revocation on close must not wait again: everything is settled or
+	// abandoned by now.
+	r.cfg.RevokeTimeout = time.Millisecond
+	r.cl.CloseAllowingRebalance()
+	r.dlq.Close()
+	r.inflight.Wait()
+	return pollErr
+}
+
+func (r *Relay) pollLoop(ctx context.Context) error {
+	var outs []Mapped
+	var encBuf []byte
+	for {
+		// Back-pressure: wait for room before polling.
+		free := cap(r.slots) - len(r.slots)
+		if free == 0 {
+			select {
+			case <-ctx.Done():
+				return nil
+			case r.slots <- struct{}{}:
+				<-r.slots // room for at least one; poll a little
+				free = 1
+			}
+		}
+		n := min(free, r.cfg.PollRecords)
+		fetches := r.cl.PollRecords(ctx, n)
+		if fetches.IsClientClosed() {
+			r.cl.AllowRebalance()
+			return errors.New("consumer: client closed")
+		}
+		if ctx.Err() != nil {
+			r.cl.AllowRebalance()
+			return nil
+		}
+		fetches.EachError(func(topic string, p int32, err error) {
+			if !errors.Is(err, context.Canceled) {
+				r.log.Error("fetch error", "topic", topic, "partition", p, "err", err)
+			}
+		})
+		var last *partitionTracker
+		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+			r.mu.Lock()
+			r.hwm[topicPartition{fp.Topic, fp.Partition}] = fp.HighWatermark
+			r.mu.Unlock()
+		})
+		var stop bool
+		fetches.EachRecord(func(rec *kgo.Record) {
+			if stop {
+				return
+			}
+			if last == nil || last.topic != rec.Topic || last.partition != rec.Partition {
+				last = r.trackerFor(rec.Topic, rec.Partition)
+			}
+			var err error
+			outs, encBuf, err = r.dispatch(ctx, last, rec, outs[:0], encBuf)
+			if err != nil {
+				stop = true
+			}
+		})
+		r.cl.AllowRebalance()
+		if stop {
+			return nil // ctx ended while a transient mapping error was retried
+		}
+	}
+}
+
+func (r *Relay) trackerFor(topic string, partition int32) *partitionTracker {
+	tp := topicPartition{topic, partition}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t := r.trackers[tp]
+	if t == nil {
+		t = newTracker(topic, partition)
+		r.trackers[tp] = t
+	}
+	return t
+}
+
+// dispatch maps one record and hands its events to the batcher or the
+// dead-letter writer. It returns an error only when ctx ended while a
+// transient mapping error was being retried (the record is then untracked:
+// not settled, never committed past).
+func (r *Relay) dispatch(ctx context.Context, t *partitionTracker, rec *kgo.Record, outs []Mapped, encBuf []byte) ([]Mapped, []byte, error) {
+	r.m.RecordsConsumed.WithLabelValues(rec.Topic).Inc()
+	var err error
+	backoff := 100 * time.Millisecond
+	for {
+		outs, err = r.deps.Mapper.Map(rec, outs[:0])
+		if err == nil || !errors.Is(err, ErrTransient) {
+			break
+		}
+		r.log.Warn("transient mapping error; retrying", "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "err", err, "wait", backoff)
+		select {
+		case <-ctx.Done():
+			return outs, encBuf, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+	r.slots <- struct{}{}
+	r.unsettled.Add(1)
+	r.m.UnsettledRecords.Set(float64(r.unsettled.Load()))
+	tsMS := rec.Timestamp.UnixMilli()
+	if err != nil {
+		ref := t.add(rec.Offset, rec.LeaderEpoch, tsMS, 1)
+		dl := DeadLetter{Class: ClassMapping, Message: err.Error()}
+		var re *RecordError
+		if errors.As(err, &re) {
+			dl.Class, dl.Rule = re.Class, re.Rule
+		}
+		r.m.MapErrors.WithLabelValues(rec.Topic, dl.Class).Inc()
+		r.deadLetter(eventRef{ref: ref, rec: rec, rule: dl.Rule}, dl)
+		return outs, encBuf, nil
+	}
+	ref := t.add(rec.Offset, rec.LeaderEpoch, tsMS, len(outs))
+	if len(outs) == 0 {
+		r.m.RecordsFiltered.WithLabelValues(rec.Topic).Inc()
+		r.released()
+		return outs, encBuf, nil
+	}
+	for i := range outs {
+		o := &outs[i]
+		ev := eventRef{ref: ref, rec: rec, rule: o.Rule}
+		if verr := r.validator.Validate(&o.Event); verr != nil {
+			class := ClassValidation
+			if errors.Is(verr, capi.ErrTooOld) || errors.Is(verr, capi.ErrTooNew) {
+				class = ClassExpired
+			}
+			r.m.MapErrors.WithLabelValues(rec.Topic, class).Inc()
+			r.deadLetter(ev, DeadLetter{Class: class, Rule: o.Rule, Message: fmt.Sprintf("rule %q: %v", o.Rule, verr)})
+			continue
+		}
+		pixel := o.Pixel
+		if pixel == "" {
+			pixel = r.deps.DefaultPixel
+		}
+		if pixel == "" {
+			r.deadLetter(ev, DeadLetter{Class: ClassValidation, Rule: o.Rule, Message: fmt.Sprintf("rule %q: no pixel: the rule names none and no default pixel is configured", o.Rule)})
+			continue
+		}
+		encBuf = capi.AppendEvent(encBuf[:0], &o.Event)
+		r.add(batchKey{pixel: pixel, validateOnly: r.deps.ValidateOnly}, encBuf, ev)
+	}
+	return outs, encBuf, nil
+}
+
+// released is called when a record settles in full.
+func (r *Relay) released() {
+	<-r.slots
+	r.m.UnsettledRecords.Set(float64(r.unsettled.Add(-1)))
+}
+
+// settle settles one event of ev's record.
+func (r *Relay) settle(ev eventRef) {
+	if ev.ref.settle() {
+		r.released()
+	}
+}
+
+// add appends an encoded event to its batch, flushing the batch first when
+// the event would not fit.
+func (r *Relay) add(key batchKey, enc []byte, ev eventRef) {
+	r.bmu.Lock()
+	defer r.bmu.Unlock()
+	b := r.pending[key]
+	if b != nil && (len(b.ends)+1 > r.cfg.MaxBatchEvents ||
+		capi.RequestSize(len(b.buf)+len(enc), len(b.ends)+1, key.validateOnly, "") > r.cfg.MaxBatchBytes-128) {
+		r.flushLocked(b)
+		b = nil
+	}
+	if b == nil {
+		b = &batch{key: key, created: time.Now(), buf: make([]byte, 0, 64<<10)}
+		r.pending[key] = b
+	}
+	b.buf = append(b.buf, enc...)
+	b.ends = append(b.ends, len(b.buf))
+	b.events = append(b.events, ev)
+}
+
+// flushLocked hands b to the senders; it blocks while every sender is busy
+// (back-pressure on the poll loop).
+func (r *Relay) flushLocked(b *batch) {
+	delete(r.pending, b.key)
+	r.inflight.Add(1)
+	r.sendq <- b
+}
+
+func (r *Relay) flushAll() {
+	r.bmu.Lock()
+	defer r.bmu.Unlock()
+	for _, b := range r.pending {
+		r.flushLocked(b)
+	}
+}
+
+func (r *Relay) lingerLoop(ctx context.Context) {
+	tick := time.NewTicker(max(r.cfg.Linger/2, time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			r.bmu.Lock()
+			for _, b := range r.pending {
+				if now.Sub(b.created) >= r.cfg.Linger {
+					r.flushLocked(b)
+				}
+			}
+			r.bmu.Unlock()
+		}
+	}
+}
+
+// send delivers one batch, retrying until every event is accepted or
+// rejected (then dead-lettered), or until the relay abandons sending.
+func (r *Relay) send(b *batch) {
+	defer r.inflight.Done()
+	r.m.RequestsInFlight.Inc()
+	defer r.m.RequestsInFlight.Dec()
+	events := make([][]byte, len(b.ends))
+	start := 0
+	for i, end := range b.ends {
+		events[i] = b.buf[start:end]
+		start = end
+	}
+	refs := b.events
+	inFault := false
+	defer func() {
+		if inFault && r.configFaults.Add(-1) == 0 && r.running.Load() {
+			r.m.Ready.Set(1)
+		}
+	}()
+	for attempt := 1; ; attempt++ {
+		res, err := r.deps.API.Send(r.sendCtx, capi.Batch{Pixel: b.key.pixel, ValidateOnly: b.key.validateOnly, Events: events})
+		var unsentE [][]byte
+		var unsentR []eventRef
+		rejections := make(map[int]capi.Rejection, len(res.Rejections))
+		for _, rj := range res.Rejections {
+			rejections[rj.Index] = rj
+		}
+		for i, o := range res.Outcomes {
+			switch o {
+			case capi.Accepted:
+				r.m.EventsAccepted.WithLabelValues(refs[i].rec.Topic).Inc()
+				r.settle(refs[i])
+			case capi.Rejected:
+				rj := rejections[i]
+				msg := "the Conversions API rejected the event"
+				if rj.Status == 0 {
+					msg = rj.Body
+				}
+				r.deadLetter(refs[i], DeadLetter{Class: ClassRejected, Rule: refs[i].rule, Message: msg,
+					APIStatus: rj.Status, APIBody: truncate(rj.Body, r.cfg.MaxDeadLetterBody)})
+			default:
+				unsentE = append(unsentE, events[i])
+				unsentR = append(unsentR, refs[i])
+			}
+		}
+		if err == nil || len(unsentE) == 0 {
+			if inFault {
+				r.log.Info("the Conversions API accepts requests again", "pixel", b.key.pixel)
+			}
+			return
+		}
+		if r.sendCtx.Err() != nil {
+			return // abandoned: left unsettled, re-read after restart
+		}
+		events, refs = unsentE, unsentR
+		wait := time.Second
+		var apiErr *capi.APIError
+		if errors.As(err, &apiErr) && apiErr.Class == capi.ClassConfig {
+			if !inFault {
+				inFault = true
+				r.configFaults.Add(1)
+				r.m.Ready.Set(0)
+			}
+			wait = r.cfg.ConfigRetryInterval
+			r.log.Error("Conversions API refuses the credentials or pixel; sending paused, nothing is dead-lettered",
+				"pixel", b.key.pixel, "status", apiErr.Status, "retry_in", wait, "err", err)
+		} else {
+			r.log.Warn("batch not delivered; retrying", "pixel", b.key.pixel, "events", len(events), "err", err)
+		}
+		wait = wait/2 + time.Duration(rand.Int64N(int64(wait/2)+1))
+		select {
+		case <-r.sendCtx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// deadLetter writes ev's record to the dead-letter topic and settles the
+// event once the broker acknowledges the write. A failed write is retried
+// with backoff until it succeeds or the relay abandons sending; until then
+// the record is unsettled and nothing is committed past it.
+func (r *Relay) deadLetter(ev eventRef, dl DeadLetter) {
+	r.inflight.Add(1)
+	rec := deadLetterRecord(r.cfg.DeadLetterTopic, ev.rec, dl, time.Now())
+	r.log.Warn("dead-lettering record", "topic", ev.rec.Topic, "partition", ev.rec.Partition, "offset", ev.rec.Offset,
+		"class", dl.Class, "rule", dl.Rule, "reason", dl.Message)
+	var produce func(wait time.Duration)
+	produce = func(wait time.Duration) {
+		r.dlq.Produce(r.sendCtx, rec, func(_ *kgo.Record, err error) {
+			if err == nil {
+				r.m.DeadLettered.WithLabelValues(ev.rec.Topic, dl.Class).Inc()
+				r.settle(ev)
+				r.inflight.Done()
+				return
+			}
+			if r.sendCtx.Err() != nil {
+				r.inflight.Done()
+				return
+			}
+			r.m.DeadLetterFailures.Inc()
+			r.log.Error("dead-letter write failed; retrying (nothing is committed past this record)",
+				"topic", ev.rec.Topic, "partition", ev.rec.Partition, "offset", ev.rec.Offset, "err", err, "retry_in", wait)
+			go func() {
+				select {
+				case <-r.sendCtx.Done():
+					r.inflight.Done()
+				case <-time.After(wait):
+					produce(min(wait*2, 30*time.Second))
+				}
+			}()
+		})
+	}
+	produce(r.cfg.DeadLetterRetry)
+}
+
+// waitSettled waits until the trackers in only (all when nil) have no
+// unsettled record, or ctx ends. It reports whether everything settled.
+func (r *Relay) waitSettled(ctx context.Context, only map[topicPartition]bool) bool {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		busy := false
+		r.mu.Lock()
+		for tp, t := range r.trackers {
+			if only != nil && !only[tp] {
+				continue
+			}
+			if _, _, n, _ := t.state(); n > 0 {
+				busy = true
+				break
+			}
+		}
+		r.mu.Unlock()
+		if !busy {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+		}
+	}
+}
+
+// commit commits the settled prefix of the partitions in only (all owned when
+// nil) that moved since the last commit.
+func (r *Relay) commit(ctx context.Context, only map[topicPartition]bool) {
+	r.commitMu.Lock()
+	defer r.commitMu.Unlock()
+	r.commitLocked(ctx, only)
+}
+
+func (r *Relay) commitLocked(ctx context.Context, only map[topicPartition]bool) {
+	offsets := make(map[string]map[int32]kgo.EpochOffset)
+	var ts []*partitionTracker
+	var oldest int64
+	var unsettled int
+	r.mu.Lock()
+	for tp, t := range r.trackers {
+		off, ep, n, o := t.state()
+		unsettled += n
+		if o > 0 && (oldest == 0 || o < oldest) {
+			oldest = o
+		}
+		if only != nil && !only[tp] {
+			continue
+		}
+		if off < 0 || off <= t.committed || t.revoked {
+			continue
+		}
+		if offsets[tp.topic] == nil {
+			offsets[tp.topic] = make(map[int32]kgo.EpochOffset)
+		}
+		offsets[tp.topic][tp.partition] = kgo.EpochOffset{Epoch: ep, Offset: off}
+		ts = append(ts, t)
+	}
+	hwm := make(map[topicPartition]int64, len(r.hwm))
+	for k, v := range r.hwm {
+		hwm[k] = v
+	}
+	r.mu.Unlock()
+	if oldest > 0 {
+		r.m.OldestUnsettledAge.Set(time.Since(time.UnixMilli(oldest)).Seconds())
+	} else {
+		r.m.OldestUnsettledAge.Set(0)
+	}
+	if len(offsets) == 0 {
+		return
+	}
+	var commitErr error
+	r.cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		commitErr = err
+		if err == nil {
+			commitErr = firstCommitError(resp)
+		}
+	})
+	if commitErr != nil {
+		r.m.Commits.WithLabelValues("error").Inc()
+		r.log.Warn("offset commit failed; will retry", "err", commitErr)
+		return
+	}
+	r.m.Commits.WithLabelValues("ok").Inc()
+	for _, t := range ts {
+		eo := offsets[t.topic][t.partition]
+		t.mu.Lock()
+		if eo.Offset > t.committed {
+			t.committed = eo.Offset
+		}
+		t.mu.Unlock()
+		r.m.CommittedOffset.WithLabelValues(t.topic, itoa(t.partition)).Set(float64(eo.Offset))
+		if h, ok := hwm[topicPartition{t.topic, t.partition}]; ok {
+			r.m.Lag.WithLabelValues(t.topic, itoa(t.partition)).Set(float64(max(h-eo.Offset, 0)))
+		}
+	}
+}
+
+func (r *Relay) commitLoop(ctx context.Context) {
+	tick := time.NewTicker(r.cfg.CommitInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			r.commit(cctx, nil)
+			cancel()
+		}
+	}
+}
+
+// onRevoked runs in the group's goroutine while polling is blocked: give the
+// revoked partitions' in-flight events RevokeTimeout to settle, commit their
+// settled prefix, and forget them.
+func (r *Relay) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	if len(revoked) == 0 {
+		return
+	}
+	only := make(map[topicPartition]bool)
+	for topic, ps := range revoked {
+		for _, p := range ps {
+			only[topicPartition{topic, p}] = true
+		}
+	}
+	r.flushAll()
+	wctx, cancel := context.WithTimeout(ctx, r.cfg.RevokeTimeout)
+	settled := r.waitSettled(wctx, only)
+	cancel()
+	r.commitMu.Lock()
+	defer r.commitMu.Unlock()
+	cctx, cancel2 := context.WithTimeout(ctx, 10*time.Second)
+	r.commitLocked(cctx, only)
+	cancel2()
+	r.forget(only)
+	r.log.Info("partitions revoked", "partitions", revoked, "all_settled", settled)
+}
+
+// onLost forgets lost partitions without committing: another member may own
+// them already.
+func (r *Relay) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	only := make(map[topicPartition]bool)
+	for topic, ps := range lost {
+		for _, p := range ps {
+			only[topicPartition{topic, p}] = true
+		}
+	}
+	r.commitMu.Lock()
+	defer r.commitMu.Unlock()
+	r.forget(only)
+	r.log.Warn("partitions lost", "partitions", lost)
+}
+
+func (r *Relay) forget(only map[topicPartition]bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for tp := range only {
+		if t := r.trackers[tp]; t != nil {
+			t.mu.Lock()
+			t.revoked = true
+			t.mu.Unlock()
+			delete(r.trackers, tp)
+		}
+		delete(r.hwm, tp)
+		r.m.CommittedOffset.DeleteLabelValues(tp.topic, itoa(tp.partition))
+		r.m.Lag.DeleteLabelValues(tp.topic, itoa(tp.partition))
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && s[n]&0xc0 == 0x80 {
+		n--
+	}
+	return s[:n] + "…(truncated)"
+}
+
+// firstCommitError returns the first per-partition error of a commit
+// response.
+func firstCommitError(resp *kmsg.OffsetCommitResponse) error {
+	if resp == nil {
+		return nil
+	}
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+				return fmt.Errorf("%s[%d]: %w", t.Topic, p.Partition, err)
+			}
+		}
+	}
+	return nil
+}
+
+func itoa(p int32) string { return strconv.Itoa(int(p)) }

@@ -1,0 +1,576 @@
+package consumer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"sort"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/capirelay/capirelay/capi"
+	"github.com/capirelay/capirelay/internal/capisim"
+	"github.com/capirelay/capirelay/internal/kafkatest"
+	"github.com/capirelay/capirelay/internal/secret"
+)
+
+func TestMain(m *testing.M) { kafkatest.Main(m) }
+
+const (
+	simKey   = "sk-sim-relay-test"
+	simPixel = "px_test"
+)
+
+// testValue is the record shape of these tests.
+type testValue struct {
+	ID   string `json:"id"`
+	TS   int64  `json:"ts"`             // event time, Unix ms
+	Kind string `json:"kind,omitempty"` // "", "two" (two events), "skip" (no event), "badcountry"
+}
+
+// testMapper maps testValue records: missing id → mapping error, broken JSON
+// → decode error, kind "two" → two events, "skip" → none, "badcountry" → an
+// event that fails local validation.
+var testMapper = MapperFunc(func(rec *kgo.Record, dst []Mapped) ([]Mapped, error) {
+	var v testValue
+	if err := json.Unmarshal(rec.Value, &v); err != nil {
+		return dst, &RecordError{Class: ClassDecode, Err: fmt.Errorf("%s/%d@%d: value is not JSON: %w", rec.Topic, rec.Partition, rec.Offset, err)}
+	}
+	if v.ID == "" {
+		return dst, &RecordError{Class: ClassMapping, Rule: "lead", Err: fmt.Errorf("%s/%d@%d: rule \"lead\" field \"id\": value.id is missing", rec.Topic, rec.Partition, rec.Offset)}
+	}
+	if v.Kind == "skip" {
+		return dst, nil
+	}
+	ev := capi.Event{ID: v.ID, Type: capi.LeadCreated, TimestampMS: v.TS, ActionSource: capi.SourceOffline,
+		Data: capi.Data{Type: capi.DataCustomerAction}}
+	if v.Kind == "badcountry" {
+		ev.User.Countries = []string{"XX"}
+	}
+	dst = append(dst, Mapped{Rule: "lead", Event: ev})
+	if v.Kind == "two" {
+		ev2 := ev
+		ev2.Type = capi.RegistrationCompleted
+		dst = append(dst, Mapped{Rule: "registration", Event: ev2})
+	}
+	return dst, nil
+})
+
+type harness struct {
+	t       *testing.T
+	brokers []string
+	sim     *capisim.Server
+	api     *capi.Client
+	adm     *kadm.Client
+}
+
+func newHarness(t *testing.T, simOpts capisim.Options) *harness {
+	t.Helper()
+	simOpts.APIKey = simKey
+	simOpts.Pixels = []string{simPixel}
+	sim, err := capisim.New(simOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	t.Cleanup(sim.Close)
+	api, err := capi.NewClient(capi.Config{BaseURL: srv.URL, APIKey: secret.New(simKey),
+		Retry: capi.RetryPolicy{InitialBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	brokers := kafkatest.Brokers(t)
+	adm := kadm.NewClient(kafkatest.Client(t))
+	return &harness{t: t, brokers: brokers, sim: sim, api: api, adm: adm}
+}
+
+type relayRun struct {
+	r      *Relay
+	cancel context.CancelFunc
+	done   chan error
+	once   sync.Once
+}
+
+func (h *harness) start(cfg Config, mapper Mapper, opts ...kgo.Opt) *relayRun {
+	h.t.Helper()
+	cfg.Connection = append([]kgo.Opt{kgo.SeedBrokers(h.brokers...)}, opts...)
+	if cfg.Linger == 0 {
+		cfg.Linger = 20 * time.Millisecond
+	}
+	if cfg.CommitInterval == 0 {
+		cfg.CommitInterval = 100 * time.Millisecond
+	}
+	if cfg.DeadLetterRetry == 0 {
+		cfg.DeadLetterRetry = 50 * time.Millisecond
+	}
+	if mapper == nil {
+		mapper = testMapper
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	r, err := New(cfg, Deps{Mapper: mapper, API: h.api, Validator: &capi.Validator{}, DefaultPixel: simPixel, Logger: logger})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	run := &relayRun{r: r, cancel: cancel, done: make(chan error, 1)}
+	go func() { run.done <- r.Run(ctx, nil) }()
+	h.t.Cleanup(func() { run.stop(h.t) })
+	return run
+}
+
+func (run *relayRun) stop(t *testing.T) {
+	t.Helper()
+	run.once.Do(func() {
+		run.cancel()
+		select {
+		case err := <-run.done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(60 * time.Second):
+			t.Error("relay did not stop within 60s")
+		}
+	})
+}
+
+func (h *harness) produce(topic string, partition int32, values ...any) {
+	h.t.Helper()
+	cl := kafkatest.Client(h.t, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	recs := make([]*kgo.Record, len(values))
+	for i, v := range values {
+		var b []byte
+		switch x := v.(type) {
+		case []byte:
+			b = x
+		default:
+			b, _ = json.Marshal(x)
+		}
+		recs[i] = &kgo.Record{Topic: topic, Partition: partition, Value: b, Key: []byte("k" + strconv.Itoa(i)),
+			Headers: []kgo.RecordHeader{{Key: "origin", Value: []byte("test")}}}
+	}
+	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// committed returns the group's committed offsets for topic.
+func (h *harness) committed(group, topic string) map[int32]int64 {
+	h.t.Helper()
+	offs, err := h.adm.FetchOffsets(context.Background(), group)
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		return map[int32]int64{}
+	}
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	out := map[int32]int64{}
+	offs.Each(func(o kadm.OffsetResponse) {
+		if o.Topic == topic && o.Err == nil {
+			out[o.Partition] = o.At
+		}
+	})
+	return out
+}
+
+func (h *harness) endOffsets(topic string) map[int32]int64 {
+	h.t.Helper()
+	ends, err := h.adm.ListEndOffsets(context.Background(), topic)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	out := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) { out[o.Partition] = o.Offset })
+	return out
+}
+
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (h *harness) acceptedIDs() map[string]int {
+	out := map[string]int{}
+	for _, e := range h.sim.Events() {
+		out[e.Type+"/"+e.ID]++
+	}
+	return out
+}
+
+// readDLQ returns every record of the dead-letter topic.
+func (h *harness) readDLQ(topic string, want int) []*kgo.Record {
+	h.t.Helper()
+	cl := kafkatest.Client(h.t, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	var out []*kgo.Record
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for len(out) < want {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			h.t.Fatalf("dead-letter topic has %d records, want %d", len(out), want)
+		}
+		out = append(out, fs.Records()...)
+	}
+	return out
+}
+
+func now() int64 { return time.Now().UnixMilli() }
+
+func TestRelayAllAcceptedAndCommitted(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, capisim.Options{})
+	topics := []string{kafkatest.Topic(t, 6), kafkatest.Topic(t, 6)}
+	dlq := kafkatest.Topic(t, 1)
+	group := kafkatest.GroupID(t)
+	const perPartition = 300
+	want := map[string]int{}
+	for ti, topic := range topics {
+		for p := int32(0); p < 6; p++ {
+			vals := make([]any, perPartition)
+			for i := range vals {
+				id := fmt.Sprintf("t%d-p%d-%d", ti, p, i)
+				kind := ""
+				switch i % 50 {
+				case 7:
+					kind = "two"
+					want["registration_completed/"+id] = 1
+				case 9:
+					kind = "skip"
+				}
+				if kind != "skip" {
+					want["lead_created/"+id] = 1
+				}
+				vals[i] = testValue{ID: id, TS: now(), Kind: kind}
+			}
+			h.produce(topic, p, vals...)
+		}
+	}
+	run := h.start(Config{Group: group, Topics: topics, DeadLetterTopic: dlq}, nil)
+	waitFor(t, "every event accepted", 60*time.Second, func() bool { return len(h.sim.Events()) >= len(want) })
+	for _, topic := range topics {
+		waitFor(t, "offsets committed at the end of "+topic, 30*time.Second, func() bool {
+			c, e := h.committed(group, topic), h.endOffsets(topic)
+			for p := int32(0); p < 6; p++ {
+				if c[p] != e[p] {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	run.stop(t)
+	got := h.acceptedIDs()
+	if len(got) != len(want) {
+		t.Fatalf("accepted %d distinct events, want %d", len(got), len(want))
+	}
+	for id := range want {
+		if got[id] != 1 {
+			t.Fatalf("event %s accepted %d times", id, got[id])
+		}
+	}
+	if st := h.sim.Stats(); st.BatchesRejected != 0 {
+		t.Fatalf("simulator rejected %d batches", st.BatchesRejected)
+	}
+	t.Logf("%d events over 2×6 partitions accepted; offsets at the end; sim stats %+v", len(want), h.sim.Stats())
+}
+
+func TestRelayDeadLettersBadRecords(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, capisim.Options{})
+	topic, dlq, group := kafkatest.Topic(t, 1), kafkatest.Topic(t, 1), kafkatest.GroupID(t)
+	old := time.Now().Add(-8 * 24 * time.Hour).UnixMilli()
+	h.produce(topic, 0,
+		testValue{ID: "good-1", TS: now()},
+		[]byte(`{"id": broken`),                                     // decode
+		testValue{TS: now()},                                        // mapping: no id
+		testValue{ID: "bad-country", TS: now(), Kind: "badcountry"}, // validation
+		testValue{ID: "too-old", TS: old},                           // expired
+		testValue{ID: "good-2", TS: now()},
+	)
+	h.start(Config{Group: group, Topics: []string{topic}, DeadLetterTopic: dlq}, nil)
+	waitFor(t, "offsets committed", 30*time.Second, func() bool { return h.committed(group, topic)[0] == 6 })
+	got := h.acceptedIDs()
+	if len(got) != 2 || got["lead_created/good-1"] != 1 || got["lead_created/good-2"] != 1 {
+		t.Fatalf("accepted %v", got)
+	}
+	recs := h.readDLQ(dlq, 4)
+	wantClass := map[int64]string{1: ClassDecode, 2: ClassMapping, 3: ClassValidation, 4: ClassExpired}
+	for _, rec := range recs {
+		off, _ := HeaderValue(rec, HeaderSourceOffset)
+		o, _ := strconv.ParseInt(off, 10, 64)
+		class, _ := HeaderValue(rec, HeaderClass)
+		msg, _ := HeaderValue(rec, HeaderMessage)
+		if class != wantClass[o] {
+			t.Errorf("offset %d: class %q, want %q (message %q)", o, class, wantClass[o], msg)
+		}
+		if st, _ := HeaderValue(rec, HeaderSourceTopic); st != topic {
+			t.Errorf("source topic header %q", st)
+		}
+		if p, _ := HeaderValue(rec, HeaderSourcePartition); p != "0" {
+			t.Errorf("source partition header %q", p)
+		}
+		if a, _ := HeaderValue(rec, HeaderAttempt); a != "1" {
+			t.Errorf("attempt header %q", a)
+		}
+		if _, ok := HeaderValue(rec, HeaderSourceTimestamp); !ok {
+			t.Error("no source timestamp header")
+		}
+		if msg == "" {
+			t.Errorf("offset %d: empty message", o)
+		}
+		if rec.Headers[0].Key != "origin" || string(rec.Headers[0].Value) != "test" || string(rec.Key) != "k"+strconv.FormatInt(o, 10) {
+			t.Errorf("offset %d: original key/headers not kept: key %q headers %v", o, rec.Key, rec.Headers)
+		}
+		switch wantClass[o] {
+		case ClassDecode:
+			if string(rec.Value) != `{"id": broken` {
+				t.Errorf("value not kept byte for byte: %q", rec.Value)
+			}
+		case ClassMapping, ClassValidation:
+			if r, _ := HeaderValue(rec, HeaderRule); r != "lead" {
+				t.Errorf("offset %d: rule header %q", o, r)
+			}
+		case ClassExpired:
+			if !contains(msg, "older than the event-age window") {
+				t.Errorf("expired message %q", msg)
+			}
+		}
+	}
+}
+
+func contains(s, sub string) bool {
+	return len(sub) == 0 || (len(s) >= len(sub) && indexOf(s, sub) >= 0)
+}
+
+func indexOf(s, sub string) int {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return i
+		}
+	}
+	return -1
+}
+
+// An event that passes local validation but that the API refuses (here: a
+// local window wider than the API's) is isolated and dead-lettered alone.
+func TestRelayIsolatesAPIRejection(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, capisim.Options{})
+	topic, dlq, group := kafkatest.Topic(t, 1), kafkatest.Topic(t, 1), kafkatest.GroupID(t)
+	vals := make([]any, 1000)
+	for i := range vals {
+		vals[i] = testValue{ID: fmt.Sprintf("ev-%d", i), TS: now()}
+	}
+	vals[613] = testValue{ID: "ev-613", TS: time.Now().Add(-8 * 24 * time.Hour).UnixMilli()}
+	h.produce(topic, 0, vals...)
+	cfg := Config{Group: group, Topics: []string{topic}, DeadLetterTopic: dlq, Linger: 2 * time.Second}
+	cfg.Connection = nil
+	run := h.startWithValidator(cfg, &capi.Validator{MaxAge: 30 * 24 * time.Hour})
+	waitFor(t, "offsets committed", 30*time.Second, func() bool { return h.committed(group, topic)[0] == 1000 })
+	run.stop(t)
+	if got := len(h.acceptedIDs()); got != 999 {
+		t.Fatalf("accepted %d, want 999", got)
+	}
+	recs := h.readDLQ(dlq, 1)
+	if len(recs) != 1 {
+		t.Fatalf("dead-lettered %d", len(recs))
+	}
+	rec := recs[0]
+	if off, _ := HeaderValue(rec, HeaderSourceOffset); off != "613" {
+		t.Fatalf("dead-lettered offset %s", off)
+	}
+	if c, _ := HeaderValue(rec, HeaderClass); c != ClassRejected {
+		t.Fatalf("class %s", c)
+	}
+	if st, _ := HeaderValue(rec, HeaderAPIStatus); st != "400" {
+		t.Fatalf("api status %q", st)
+	}
+	if body, _ := HeaderValue(rec, HeaderAPIBody); body == "" || contains(body, simKey) {
+		t.Fatalf("api body %q", body)
+	}
+	t.Logf("1 rejected in 1000: sim stats %+v", h.sim.Stats())
+}
+
+func (h *harness) startWithValidator(cfg Config, v *capi.Validator) *relayRun {
+	h.t.Helper()
+	cfg.Connection = []kgo.Opt{kgo.SeedBrokers(h.brokers...)}
+	if cfg.CommitInterval == 0 {
+		cfg.CommitInterval = 100 * time.Millisecond
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	r, err := New(cfg, Deps{Mapper: testMapper, API: h.api, Validator: v, DefaultPixel: simPixel, Logger: logger})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	run := &relayRun{r: r, cancel: cancel, done: make(chan error, 1)}
+	go func() { run.done <- r.Run(ctx, nil) }()
+	h.t.Cleanup(func() { run.stop(h.t) })
+	return run
+}
+
+func TestRelayAPIOutageCommitsNothingPast(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, capisim.Options{FailRate: 1})
+	topic, dlq, group := kafkatest.Topic(t, 2), kafkatest.Topic(t, 1), kafkatest.GroupID(t)
+	for p := int32(0); p < 2; p++ {
+		vals := make([]any, 200)
+		for i := range vals {
+			vals[i] = testValue{ID: fmt.Sprintf("o-%d-%d", p, i), TS: now()}
+		}
+		h.produce(topic, p, vals...)
+	}
+	h.start(Config{Group: group, Topics: []string{topic}, DeadLetterTopic: dlq}, nil)
+	waitFor(t, "the relay to hit the outage", 20*time.Second, func() bool { return h.sim.Stats().RequestsByStatus[503] >= 5 })
+	time.Sleep(500 * time.Millisecond) // several commit intervals
+	if c := h.committed(group, topic); len(c) != 0 {
+		t.Fatalf("committed %v during the outage", c)
+	}
+	if ends := h.endOffsets(dlq); ends[0] != 0 {
+		t.Fatalf("dead-lettered %d records during the outage", ends[0])
+	}
+	if err := h.sim.SetFaults(capisim.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "catch-up", 30*time.Second, func() bool {
+		c := h.committed(group, topic)
+		return c[0] == 200 && c[1] == 200
+	})
+	if got := len(h.acceptedIDs()); got != 400 {
+		t.Fatalf("accepted %d, want 400", got)
+	}
+	if ends := h.endOffsets(dlq); ends[0] != 0 {
+		t.Fatalf("dead-lettered %d records", ends[0])
+	}
+}
+
+func TestRelayAuthFailureNotReadyThenResumes(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, capisim.Options{AuthFailRate: 1})
+	topic, dlq, group := kafkatest.Topic(t, 1), kafkatest.Topic(t, 1), kafkatest.GroupID(t)
+	vals := make([]any, 50)
+	for i := range vals {
+		vals[i] = testValue{ID: fmt.Sprintf("a-%d", i), TS: now()}
+	}
+	h.produce(topic, 0, vals...)
+	run := h.start(Config{Group: group, Topics: []string{topic}, DeadLetterTopic: dlq, ConfigRetryInterval: 300 * time.Millisecond}, nil)
+	waitFor(t, "a 401", 20*time.Second, func() bool { return h.sim.Stats().RequestsByStatus[401] >= 1 })
+	waitFor(t, "not ready", 5*time.Second, func() bool { return !run.r.Ready() })
+	time.Sleep(time.Second)
+	n401 := h.sim.Stats().RequestsByStatus[401]
+	if n401 > 10 {
+		t.Fatalf("retry storm: %d requests answered 401 in about a second", n401)
+	}
+	if c := h.committed(group, topic); len(c) != 0 {
+		t.Fatalf("committed %v while unauthorized", c)
+	}
+	if err := h.sim.SetFaults(capisim.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "resume", 20*time.Second, func() bool { return h.committed(group, topic)[0] == 50 })
+	waitFor(t, "ready again", 5*time.Second, run.r.Ready)
+	if got := len(h.acceptedIDs()); got != 50 {
+		t.Fatalf("accepted %d", got)
+	}
+	if ends := h.endOffsets(dlq); ends[0] != 0 {
+		t.Fatalf("dead-lettered %d records because of a config fault", ends[0])
+	}
+	t.Logf("401s while unauthorized: %d", n401)
+}
+
+// A second relay joins mid-run and later leaves: every event is accepted at
+// least once and the offsets end at the end.
+func TestRelayRebalance(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, capisim.Options{Latency: 5 * time.Millisecond})
+	topic, dlq, group := kafkatest.Topic(t, 6), kafkatest.Topic(t, 1), kafkatest.GroupID(t)
+	produceN := func(round int) {
+		for p := int32(0); p < 6; p++ {
+			vals := make([]any, 500)
+			for i := range vals {
+				vals[i] = testValue{ID: fmt.Sprintf("r%d-%d-%d", round, p, i), TS: now()}
+			}
+			h.produce(topic, p, vals...)
+		}
+	}
+	produceN(0)
+	cfg := Config{Group: group, Topics: []string{topic}, DeadLetterTopic: dlq, MaxBatchEvents: 100}
+	h.start(cfg, nil)
+	waitFor(t, "progress", 30*time.Second, func() bool { return len(h.sim.Events()) > 300 })
+	second := h.start(cfg, nil)
+	produceN(1)
+	waitFor(t, "progress after join", 30*time.Second, func() bool { return len(h.sim.Events()) > 3500 })
+	second.stop(t)
+	produceN(2)
+	waitFor(t, "offsets at the end", 60*time.Second, func() bool {
+		c, e := h.committed(group, topic), h.endOffsets(topic)
+		for p := int32(0); p < 6; p++ {
+			if c[p] != e[p] {
+				return false
+			}
+		}
+		return true
+	})
+	got := h.acceptedIDs()
+	if len(got) != 3*6*500 {
+		t.Fatalf("accepted %d distinct events, want %d", len(got), 3*6*500)
+	}
+	st := h.sim.Stats()
+	t.Logf("rebalance: %d distinct accepted, %d duplicates ignored", len(got), st.DuplicatesIgnored)
+}
+
+func TestRelayDrainOnShutdown(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, capisim.Options{Latency: 200 * time.Millisecond})
+	topic, dlq, group := kafkatest.Topic(t, 1), kafkatest.Topic(t, 1), kafkatest.GroupID(t)
+	vals := make([]any, 300)
+	for i := range vals {
+		vals[i] = testValue{ID: fmt.Sprintf("d-%d", i), TS: now()}
+	}
+	h.produce(topic, 0, vals...)
+	run := h.start(Config{Group: group, Topics: []string{topic}, DeadLetterTopic: dlq, MaxBatchEvents: 50, Concurrency: 2}, nil)
+	waitFor(t, "first request", 20*time.Second, func() bool {
+		return h.sim.Stats().EventsReceived > 0 || h.sim.Stats().RequestsByStatus[200] > 0 || len(h.sim.Events()) > 0
+	})
+	start := time.Now()
+	run.stop(t)
+	took := time.Since(start)
+	accepted := len(h.acceptedIDs())
+	c := h.committed(group, topic)[0]
+	t.Logf("shutdown took %v; %d accepted, committed %d", took, accepted, c)
+	if c == 0 || int(c) > accepted {
+		t.Fatalf("committed %d with %d accepted: the commit must cover exactly the settled prefix", c, accepted)
+	}
+	if int(c) != accepted {
+		// Accepted events are settled in order here (one partition, batches
+		// sent in order with in-order completion is not guaranteed), so
+		// allow the settled prefix to be shorter only by what is in flight.
+		t.Logf("settled prefix %d < accepted %d (out-of-order completion)", c, accepted)
+	}
+}
+
+func sortedKeys(m map[string]int) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
