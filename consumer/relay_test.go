@@ -95,6 +95,16 @@ func newHarness(t *testing.T, simOpts capisim.Options) *harness {
 	return &harness{t: t, brokers: brokers, sim: sim, api: api, adm: adm}
 }
 
+func newAdmFor(t *testing.T, brokers []string) *kadm.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return kadm.NewClient(cl)
+}
+
 type relayRun struct {
 	r      *Relay
 	cancel context.CancelFunc
@@ -117,7 +127,11 @@ func (h *harness) start(cfg Config, mapper Mapper, opts ...kgo.Opt) *relayRun {
 	if mapper == nil {
 		mapper = testMapper
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	level := slog.LevelError
+	if testing.Verbose() {
+		level = slog.LevelInfo
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	r, err := New(cfg, Deps{Mapper: mapper, API: h.api, Validator: &capi.Validator{}, DefaultPixel: simPixel, Logger: logger})
 	if err != nil {
 		h.t.Fatal(err)
@@ -146,7 +160,7 @@ func (run *relayRun) stop(t *testing.T) {
 
 func (h *harness) produce(topic string, partition int32, values ...any) {
 	h.t.Helper()
-	cl := kafkatest.Client(h.t, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	cl := h.client(kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	recs := make([]*kgo.Record, len(values))
 	for i, v := range values {
 		var b []byte
@@ -216,7 +230,7 @@ func (h *harness) acceptedIDs() map[string]int {
 // readDLQ returns every record of the dead-letter topic.
 func (h *harness) readDLQ(topic string, want int) []*kgo.Record {
 	h.t.Helper()
-	cl := kafkatest.Client(h.t, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	cl := h.client(kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	var out []*kgo.Record
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -574,3 +588,12 @@ func sortedKeys(m map[string]int) []string {
 	return out
 }
 
+func (h *harness) client(opts ...kgo.Opt) *kgo.Client {
+	h.t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(h.brokers...)}, opts...)...)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(cl.Close)
+	return cl
+}

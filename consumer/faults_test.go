@@ -1,0 +1,83 @@
+package consumer
+
+import (
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/capirelay/capirelay/internal/capisim"
+)
+
+// Dead-letter writes failing for a while (injected with kfake) must hold the
+// commit before the bad record until the write succeeds; nothing is lost.
+func TestRelayDeadLetterWriteFailureHoldsCommit(t *testing.T) {
+	t.Parallel()
+	const topic, dlq = "orders", "orders.dlq"
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic, dlq))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	var failing atomic.Bool
+	var refused atomic.Int64
+	cluster.ControlKey(int16(kmsg.Produce), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		cluster.KeepControl()
+		req := kreq.(*kmsg.ProduceRequest)
+		if !failing.Load() {
+			return nil, nil, false
+		}
+		// Produce v13 names topics by id, not name; once the relay runs, its
+		// dead-letter producer is the only producer of this cluster.
+		refused.Add(1)
+		resp := req.ResponseKind().(*kmsg.ProduceResponse)
+		resp.Version = req.Version
+		for _, rt := range req.Topics {
+			st := kmsg.NewProduceResponseTopic()
+			st.Topic = rt.Topic
+			st.TopicID = rt.TopicID
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewProduceResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+
+	h := newHarness(t, capisim.Options{})
+	h.brokers = cluster.ListenAddrs()
+	h.adm = newAdmFor(t, h.brokers)
+	group := "dlq-failure"
+	h.produce(topic, 0,
+		testValue{ID: "g1", TS: now()},
+		testValue{ID: "g2", TS: now()},
+		[]byte("not json"), // offset 2: must be dead-lettered
+		testValue{ID: "g3", TS: now()},
+		testValue{ID: "g4", TS: now()},
+	)
+	failing.Store(true)
+	h.start(Config{Group: group, Topics: []string{topic}, DeadLetterTopic: dlq}, nil)
+	waitFor(t, "good events accepted", 20*time.Second, func() bool { return len(h.sim.Events()) == 4 })
+	waitFor(t, "dead-letter writes refused", 20*time.Second, func() bool { return refused.Load() >= 3 })
+	waitFor(t, "commit of the settled prefix", 10*time.Second, func() bool { return h.committed(group, topic)[0] == 2 })
+	time.Sleep(500 * time.Millisecond)
+	if c := h.committed(group, topic)[0]; c != 2 {
+		t.Fatalf("committed %d while the dead-letter write of offset 2 fails; want 2", c)
+	}
+	if e := h.endOffsets(dlq)[0]; e != 0 {
+		t.Fatalf("dead-letter topic has %d records during the fault", e)
+	}
+	failing.Store(false)
+	waitFor(t, "commit to the end after the fault", 30*time.Second, func() bool { return h.committed(group, topic)[0] == 5 })
+	recs := h.readDLQ(dlq, 1)
+	if off, _ := HeaderValue(recs[0], HeaderSourceOffset); off != "2" || string(recs[0].Value) != "not json" {
+		t.Fatalf("dead-letter record: offset %s value %q", off, recs[0].Value)
+	}
+	t.Logf("dead-letter writes refused %d times before the fault was lifted", refused.Load())
+}
