@@ -444,3 +444,7 @@ func TestOnRequestHook(t *testing.T) {
 		t.Fatalf("hook saw %+v", infos)
 	}
 }
+
+func secretNew(s string) secret.Value { return secret.New(s) }
+
+func asAPIError(err error, target **APIError) bool { return errors.As(err, target) }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/capirelay/capirelay/internal/capisim"
 )
 
 func marshalStd(t testing.TB, v any) []byte {
@@ -128,6 +130,7 @@ func FuzzValidateEncode(f *testing.F) {
 	f.Add("x\"\\\n", "custom", testNow.UnixMilli(), "my_event", "web", "https://a/b?c", "\xff", "jpy", int64(-1), "", "de", "::1", "p")
 	f.Add("", "app_opened", int64(0), "", "mobile_app", "", "", "", int64(0), "\u2028", "", "", "")
 	v := &Validator{Now: fixedClock}
+	sim, _ := newSim(f, capisim.Options{})
 	f.Fuzz(func(t *testing.T, id, typ string, ts int64, customName, source, url, oppref, currency string, amount int64, itemName, country, ip, planID string) {
 		ev := Event{ID: id, Type: EventType(typ), TimestampMS: ts, CustomEventName: customName,
 			ActionSource: ActionSource(source), SourceURL: url, OppRef: oppref,
@@ -145,6 +148,10 @@ func FuzzValidateEncode(f *testing.F) {
 		}
 		if err != nil {
 			return
+		}
+		// What validates, the independent simulator accepts.
+		if code, resp := postToSim(t, sim, AppendRequest(nil, [][]byte{body}, true, "")); code != 200 {
+			t.Fatalf("validator accepted, simulator answered %d: %s\n%s", code, resp, body)
 		}
 		var back Event
 		if err := json.Unmarshal(body, &back); err != nil {

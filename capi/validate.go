@@ -387,7 +387,10 @@ func validateUser(u *User, idx int, errs *ValidationError) {
 		}
 	}
 	for i, s := range u.Countries {
-		if !IsCountry(s) {
+		if len(s) == 2 && IsCountry(s) && (s[0] < 'A' || s[0] > 'Z' || s[1] < 'A' || s[1] > 'Z') {
+			// The API documents upper case ("US") and no normalization.
+			errs.add(idx, listPath("user.countries", i), "must be upper case (ISO 3166-1 alpha-2, e.g. \"US\"), got "+strconv.Quote(s))
+		} else if !IsCountry(s) {
 			errs.add(idx, listPath("user.countries", i), "not an ISO 3166-1 alpha-2 country code: "+strconv.Quote(s))
 		}
 	}
@@ -484,9 +487,31 @@ func isAbsoluteURL(s string) bool {
 	if host == "" {
 		return false
 	}
-	for j := 0; j < len(s); j++ {
-		if s[j] <= ' ' || s[j] == 0x7f {
+	if host[0] == '[' {
+		end := strings.IndexByte(host, ']')
+		if end < 2 {
 			return false
+		}
+		if port := host[end+1:]; port != "" && (port[0] != ':' || strings.Trim(port[1:], "0123456789") != "") {
+			return false
+		}
+	} else {
+		for j := 0; j < len(host); j++ {
+			c := host[j]
+			if !isAlnum(c) && !strings.ContainsRune("-._~!$&'()*+,;=%", rune(c)) && c < 0x80 {
+				return false
+			}
+		}
+	}
+	for j := 0; j < len(s); j++ {
+		switch c := s[j]; {
+		case c <= ' ' || c == 0x7f:
+			return false
+		case c == '%':
+			// A percent sign must start an escape: %XX with two hex digits.
+			if j+2 >= len(s) || !isHex(s[j+1]) || !isHex(s[j+2]) {
+				return false
+			}
 		}
 	}
 	return true
