@@ -131,6 +131,7 @@ type Relay struct {
 	cancelSend context.CancelFunc
 	inflight   sync.WaitGroup // batches and dead-letter writes under way
 
+	settled      atomic.Int64 // records settled in full, for tests and progress
 	configFaults atomic.Int32
 	running      atomic.Bool
 	validator    *capi.Validator
@@ -427,6 +428,7 @@ func (r *Relay) dispatch(ctx context.Context, t *partitionTracker, rec *kgo.Reco
 
 // released is called when a record settles in full.
 func (r *Relay) released() {
+	r.settled.Add(1)
 	<-r.slots
 	r.m.UnsettledRecords.Set(float64(r.unsettled.Add(-1)))
 }
@@ -809,3 +811,6 @@ func firstCommitError(resp *kmsg.OffsetCommitResponse) error {
 }
 
 func itoa(p int32) string { return strconv.Itoa(int(p)) }
+
+// settledCount returns how many records have settled in full.
+func (r *Relay) settledCount() int64 { return r.settled.Load() }
