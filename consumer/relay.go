@@ -131,7 +131,11 @@ type Relay struct {
 	cancelSend context.CancelFunc
 	inflight   sync.WaitGroup // batches and dead-letter writes under way
 
-	settled      atomic.Int64 // records settled in full, for tests and progress
+	settled      atomic.Int64 // records settled in full
+	consumed     atomic.Int64 // records dispatched
+	accepted     atomic.Int64 // events accepted
+	deadLettered atomic.Int64 // dead-letter writes acknowledged
+	filtered     atomic.Int64 // records that produced no event
 	configFaults atomic.Int32
 	running      atomic.Bool
 	validator    *capi.Validator
@@ -364,6 +368,7 @@ func (r *Relay) trackerFor(topic string, partition int32) *partitionTracker {
 // not settled, never committed past).
 func (r *Relay) dispatch(ctx context.Context, t *partitionTracker, rec *kgo.Record, outs []Mapped, encBuf []byte) ([]Mapped, []byte, error) {
 	r.m.RecordsConsumed.WithLabelValues(rec.Topic).Inc()
+	r.consumed.Add(1)
 	var err error
 	backoff := 100 * time.Millisecond
 	for {
@@ -397,6 +402,7 @@ func (r *Relay) dispatch(ctx context.Context, t *partitionTracker, rec *kgo.Reco
 	ref := t.add(rec.Offset, rec.LeaderEpoch, tsMS, len(outs))
 	if len(outs) == 0 {
 		r.m.RecordsFiltered.WithLabelValues(rec.Topic).Inc()
+		r.filtered.Add(1)
 		r.released()
 		return outs, encBuf, nil
 	}
@@ -526,6 +532,7 @@ func (r *Relay) send(b *batch) {
 			switch o {
 			case capi.Accepted:
 				r.m.EventsAccepted.WithLabelValues(refs[i].rec.Topic).Inc()
+				r.accepted.Add(1)
 				r.settle(refs[i])
 			case capi.Rejected:
 				rj := rejections[i]
@@ -587,6 +594,7 @@ func (r *Relay) deadLetter(ev eventRef, dl DeadLetter) {
 		r.dlq.Produce(r.sendCtx, rec, func(_ *kgo.Record, err error) {
 			if err == nil {
 				r.m.DeadLettered.WithLabelValues(ev.rec.Topic, dl.Class).Inc()
+				r.deadLettered.Add(1)
 				r.settle(ev)
 				r.inflight.Done()
 				return
@@ -814,3 +822,21 @@ func itoa(p int32) string { return strconv.Itoa(int(p)) }
 
 // settledCount returns how many records have settled in full.
 func (r *Relay) settledCount() int64 { return r.settled.Load() }
+
+// Progress is a snapshot of a Relay's counters since it started.
+type Progress struct {
+	Consumed      int64 // records read and dispatched
+	Settled       int64 // records settled in full
+	Unsettled     int64 // records read, not yet settled
+	Filtered      int64 // records that produced no event
+	Accepted      int64 // events the API accepted
+	DeadLettered  int64 // dead-letter records acknowledged by the broker
+	InConfigFault bool  // sending is paused on a 401/403/404
+}
+
+// Progress returns the relay's counters; safe to call at any time.
+func (r *Relay) Progress() Progress {
+	return Progress{Consumed: r.consumed.Load(), Settled: r.settled.Load(), Unsettled: r.unsettled.Load(),
+		Filtered: r.filtered.Load(), Accepted: r.accepted.Load(), DeadLettered: r.deadLettered.Load(),
+		InConfigFault: r.configFaults.Load() > 0}
+}

@@ -109,6 +109,7 @@ func newFlagSet(out io.Writer) (*flag.FlagSet, *config) {
 	fs.BoolVar(&o.NullSink, "null-sink", false, "accept any well-formed request without checking fields or deduplicating (throughput tests; events counted, not stored)")
 	fs.BoolVar(&c.rejectUnknownFields, "reject-unknown-fields", true, "reject fields the contract does not define (false: ignore them; legacy names are always rejected)")
 	fs.BoolVar(&o.LenientUserLists, "lenient-user-lists", false, "skip invalid values in user lists (emails_sha256, countries, ...) instead of rejecting the batch")
+	fs.IntVar(&o.MaxContents, "max-contents", 0, "reject events with more data.contents items than this (stands in for an undocumented API limit; 0 = no limit)")
 	fs.Int64Var(&o.Seed, "seed", 0, "seed of the fault random generator (same seed, same faults for the same requests)")
 	fs.Int64Var(&o.MaxBodyBytes, "max-body-bytes", capisim.DefaultMaxBodyBytes, "largest request body in `BYTES`; larger gets 413")
 	fs.IntVar(&o.MaxStoredEvents, "max-stored-events", 0, "keep at most `N` accepted events for /_sim/events, dropping the oldest (0: all; dedup remembers every id)")

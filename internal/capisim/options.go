@@ -77,6 +77,12 @@ type Options struct {
 	// raw email in emails_sha256 is caught. Values of the wrong JSON type
 	// fail the batch either way.
 	LenientUserLists bool
+	// MaxContents, when positive, rejects an event whose data.contents holds
+	// more items. The real API's limit is undocumented; this stands in for
+	// any undocumented rule, so tests and the demo can produce an event that
+	// passes the relay's local validation but that the API refuses. 0 means
+	// no limit.
+	MaxContents int
 
 	// NullSink accepts every well-formed request (authorized, right
 	// pixel and content type, syntactically valid JSON object with an

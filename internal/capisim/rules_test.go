@@ -397,6 +397,12 @@ func TestUserRules(t *testing.T) {
 		ruleCase{name: "unknown user field", edit: with("user.email", "user@example.com"), param: "user.email"},
 		ruleCase{name: "unknown user field ignored", opts: ignore, edit: with("user.loyalty_tier", "gold")},
 
+		// MaxContents: an undocumented limit stood in for.
+		ruleCase{name: "max contents: at the limit", opts: func(o *Options) { o.MaxContents = 2 },
+			edit: with("data.contents", []any{obj{"id": "a"}, obj{"id": "b"}})},
+		ruleCase{name: "max contents: over the limit", opts: func(o *Options) { o.MaxContents = 2 },
+			edit: with("data.contents", []any{obj{"id": "a"}, obj{"id": "b"}, obj{"id": "c"}}), param: "data.contents"},
+
 		// LenientUserLists: invalid list values are skipped, types still matter.
 		ruleCase{name: "lenient: raw value in hash list skipped", opts: func(o *Options) { o.LenientUserLists = true },
 			edit: with("user.emails_sha256", []any{"user@example.com", hashA})},

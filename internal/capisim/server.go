@@ -110,6 +110,7 @@ type Server struct {
 	nameFailing   bool
 	ignoreUnknown bool
 	lenientLists  bool
+	maxContents   int
 	nullSink      bool
 	maxBody       int64
 	maxStored     int
@@ -187,6 +188,7 @@ func New(opts Options) (*Server, error) {
 		nameFailing:   opts.NameFailingEvent,
 		ignoreUnknown: opts.IgnoreUnknownFields,
 		lenientLists:  opts.LenientUserLists,
+		maxContents:   opts.MaxContents,
 		nullSink:      opts.NullSink,
 		maxBody:       opts.MaxBodyBytes,
 		maxStored:     opts.MaxStoredEvents,
@@ -478,7 +480,7 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.now()
-	v := validator{sc: scanner{b: body}, nowMs: now.UnixMilli(), ignoreUnknown: s.ignoreUnknown, lenientLists: s.lenientLists}
+	v := validator{sc: scanner{b: body}, nowMs: now.UnixMilli(), ignoreUnknown: s.ignoreUnknown, lenientLists: s.lenientLists, maxContents: s.maxContents}
 	if s.nullSink {
 		n, validateOnly, err := v.countEvents()
 		if err != nil {

@@ -79,6 +79,7 @@ type validator struct {
 	nowMs         int64
 	ignoreUnknown bool
 	lenientLists  bool
+	maxContents   int
 }
 
 // keySet detects duplicate keys among keys the validator does not know in
@@ -677,6 +678,9 @@ func (v *validator) parseContents(d *dataInfo) error {
 		}
 		if needsCurrency && d.itemNeedsCurrency < 0 {
 			d.itemNeedsCurrency = i
+		}
+		if v.maxContents > 0 && i+1 > v.maxContents {
+			return ferr("contents", "more than "+strconv.Itoa(v.maxContents)+" items")
 		}
 	}
 }
