@@ -17,19 +17,38 @@ type Config struct {
 	// dead-letter producer: seed brokers, TLS, SASL, client id. The Relay adds
 	// its own group, consume and produce options.
 	Connection []kgo.Opt
-	// Group is the consumer group id. Required.
+	// Group is the consumer group id. Required unless Partitions is set.
 	Group string
+	// Partitions, when set, replaces the consumer group: exactly these
+	// partitions are consumed from the given start offsets, and nothing is
+	// ever committed (replay). Topics is then ignored.
+	Partitions map[string]map[int32]int64
+	// End, when set, bounds the run: Run returns (after draining) once every
+	// listed partition has been consumed up to its end offset (exclusive)
+	// and everything read is settled. Records at or past a partition's end
+	// are not processed. Partitions not listed are not bounded.
+	End map[string]map[int32]int64
+	// AllowDeadLetterSource permits consuming the dead-letter topic itself
+	// (dlq redrive), where failures are written back to it.
+	AllowDeadLetterSource bool
 	// Topics are the topics to consume. Required.
 	Topics []string
 	// InstanceID, when set, enables static group membership (Kafka's
 	// group.instance.id): a restart within the session timeout does not
 	// rebalance.
 	InstanceID string
+	// SessionTimeout and RebalanceTimeout are Kafka's session.timeout.ms
+	// and rebalance.timeout.ms; 0 keeps the client's defaults (45s, 60s).
+	SessionTimeout   time.Duration
+	RebalanceTimeout time.Duration
 	// StartAtEnd makes a group with no committed offset start at the end of
 	// each partition instead of the beginning. The reset offset (used when a
 	// committed offset no longer exists) is always the earliest record, so
 	// nothing is skipped silently.
 	StartAtEnd bool
+	// StartAfter, when not zero, makes a group with no committed offset
+	// start at the first record at or after this time (dlq redrive --from).
+	StartAfter time.Time
 
 	// DeadLetterTopic receives records that can never be accepted. Required.
 	DeadLetterTopic string
@@ -65,6 +84,9 @@ type Config struct {
 	// DeadLetterRetry is the wait between attempts of a failed dead-letter
 	// write (default 1s, doubled up to 30s).
 	DeadLetterRetry time.Duration
+	// ExpiryWarning: a warning is logged when the oldest unsettled event has
+	// less than this left before it leaves the API's window (default 24h).
+	ExpiryWarning time.Duration
 	// MaxDeadLetterBody caps the API response body copied into a dead-letter
 	// header (default 1,024 bytes).
 	MaxDeadLetterBody int
@@ -93,22 +115,23 @@ func (c *Config) setDefaults() {
 	defd(&c.DrainTimeout, 30*time.Second)
 	defd(&c.ConfigRetryInterval, 30*time.Second)
 	defd(&c.DeadLetterRetry, time.Second)
+	defd(&c.ExpiryWarning, 24*time.Hour)
 }
 
 // Validate checks the configuration and returns every problem, joined.
 func (c *Config) Validate() error {
 	var errs []error
-	if c.Group == "" {
-		errs = append(errs, errors.New("consumer: group id is required"))
+	if c.Group == "" && len(c.Partitions) == 0 {
+		errs = append(errs, errors.New("consumer: a group id (or explicit partitions) is required"))
 	}
-	if len(c.Topics) == 0 {
+	if len(c.Topics) == 0 && len(c.Partitions) == 0 {
 		errs = append(errs, errors.New("consumer: at least one topic is required"))
 	}
 	if c.DeadLetterTopic == "" {
 		errs = append(errs, errors.New("consumer: dead-letter topic is required"))
 	}
 	for _, t := range c.Topics {
-		if t == c.DeadLetterTopic && t != "" {
+		if t == c.DeadLetterTopic && t != "" && !c.AllowDeadLetterSource {
 			errs = append(errs, fmt.Errorf("consumer: topic %q is also the dead-letter topic", t))
 		}
 	}

@@ -24,7 +24,8 @@ type Metrics struct {
 	BatchEvents        prometheus.Histogram   // events per request
 	RequestsInFlight   prometheus.Gauge       // batches being sent
 	UnsettledRecords   prometheus.Gauge       // read, not yet settled
-	OldestUnsettledAge prometheus.Gauge       // seconds, by record timestamp
+	OldestUnsettledAge prometheus.Gauge       // seconds, by event time
+	ExpiresIn          prometheus.Gauge       // seconds before the oldest unsettled event leaves the window
 	CommittedOffset    *prometheus.GaugeVec   // topic, partition
 	Lag                *prometheus.GaugeVec   // topic, partition: high watermark - committed
 	Ready              prometheus.Gauge       // 1 when ready
@@ -67,7 +68,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		UnsettledRecords: prometheus.NewGauge(prometheus.GaugeOpts{Name: "capirelay_unsettled_records",
 			Help: "Records read but not yet settled (accepted or dead-lettered)."}),
 		OldestUnsettledAge: prometheus.NewGauge(prometheus.GaugeOpts{Name: "capirelay_oldest_unsettled_age_seconds",
-			Help: "Age, by record timestamp, of the oldest unsettled record (0 when none)."}),
+			Help: "Age, by event time, of the oldest unsettled event (0 when none)."}),
+		ExpiresIn: prometheus.NewGauge(prometheus.GaugeOpts{Name: "capirelay_oldest_unsettled_expires_in_seconds",
+			Help: "Time left before the oldest unsettled event leaves the API's window (7 days minus the safety margin); the full window when nothing is unsettled."}),
 		CommittedOffset: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "capirelay_committed_offset",
 			Help: "Last offset committed for the partition (the next record to read)."}, []string{"topic", "partition"}),
 		Lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "capirelay_consumer_lag",
@@ -84,7 +87,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	for _, c := range []prometheus.Collector{m.RecordsConsumed, m.RecordsFiltered, m.EventsAccepted, m.DeadLettered,
 		m.DeadLetterFailures, m.Requests, m.Retries, m.RequestDuration, m.BatchEvents, m.RequestsInFlight,
-		m.UnsettledRecords, m.OldestUnsettledAge, m.CommittedOffset, m.Lag, m.Ready, m.ConfigFaults, m.Commits, m.MapErrors} {
+		m.UnsettledRecords, m.OldestUnsettledAge, m.ExpiresIn, m.CommittedOffset, m.Lag, m.Ready, m.ConfigFaults, m.Commits, m.MapErrors} {
 		f(c)
 	}
 	return m

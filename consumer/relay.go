@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -83,6 +84,30 @@ type Deps struct {
 	ValidateOnly bool
 	Logger       *slog.Logger
 	Metrics      *Metrics
+	// DropExpired makes events outside the time window count as expired and
+	// settle without a dead-letter write (what replay does by default). When
+	// false (the live relay) they are dead-lettered with ClassExpired.
+	DropExpired bool
+	// Unwrap, when set, derives the record to map and to dead-letter from
+	// the polled one (dlq redrive: the original record inside a dead-letter
+	// record). Offsets are still tracked and committed on the polled record.
+	// An error dead-letters the polled record with ClassDecode.
+	Unwrap func(*kgo.Record) (*kgo.Record, error)
+	// OnOutcome, when set, is called once per event outcome and once per
+	// record that produced no event, from any goroutine; it must be safe for
+	// concurrent use and fast. Replay and redrive build their reports on it.
+	OnOutcome func(rec *kgo.Record, o Outcome)
+}
+
+// Outcome is what became of one event (or of a record without events).
+type Outcome struct {
+	// Kind is "accepted", "dead_lettered", "expired" (dropped, see
+	// DropExpired) or "filtered" (no rule produced an event).
+	Kind string
+	// Class is the dead-letter class for Kind "dead_lettered".
+	Class string
+	// Rule is the mapping rule, when known.
+	Rule string
 }
 
 // Relay consumes the configured topics in a consumer group, maps each record,
@@ -118,7 +143,8 @@ type Relay struct {
 	mu       sync.Mutex // guards trackers, hwm
 	trackers map[topicPartition]*partitionTracker
 	hwm      map[topicPartition]int64
-	commitMu sync.Mutex // serializes commits with revocation
+	done     map[topicPartition]bool // bounded partitions consumed to their end
+	commitMu sync.Mutex              // serializes commits with revocation
 
 	slots     chan struct{} // one token per unsettled record
 	unsettled atomic.Int64
@@ -131,14 +157,15 @@ type Relay struct {
 	cancelSend context.CancelFunc
 	inflight   sync.WaitGroup // batches and dead-letter writes under way
 
-	settled      atomic.Int64 // records settled in full
-	consumed     atomic.Int64 // records dispatched
-	accepted     atomic.Int64 // events accepted
-	deadLettered atomic.Int64 // dead-letter writes acknowledged
-	filtered     atomic.Int64 // records that produced no event
-	configFaults atomic.Int32
-	running      atomic.Bool
-	validator    *capi.Validator
+	settled        atomic.Int64 // records settled in full
+	consumed       atomic.Int64 // records dispatched
+	accepted       atomic.Int64 // events accepted
+	deadLettered   atomic.Int64 // dead-letter writes acknowledged
+	filtered       atomic.Int64 // records that produced no event
+	configFaults   atomic.Int32
+	running        atomic.Bool
+	lastExpiryWarn time.Time
+	validator      *capi.Validator
 }
 
 type topicPartition struct {
@@ -185,6 +212,7 @@ func New(cfg Config, deps Deps) (*Relay, error) {
 		cfg: cfg, deps: deps, log: deps.Logger, m: deps.Metrics, validator: deps.Validator,
 		trackers: make(map[topicPartition]*partitionTracker),
 		hwm:      make(map[topicPartition]int64),
+		done:     make(map[topicPartition]bool),
 		slots:    make(chan struct{}, cfg.MaxUnsettledRecords),
 		pending:  make(map[batchKey]*batch),
 		sendq:    make(chan *batch, cfg.Concurrency),
@@ -193,19 +221,46 @@ func New(cfg Config, deps Deps) (*Relay, error) {
 	if cfg.StartAtEnd {
 		start = kgo.NewOffset().AtEnd()
 	}
+	if !cfg.StartAfter.IsZero() {
+		start = kgo.NewOffset().AfterMilli(cfg.StartAfter.UnixMilli())
+	}
 	opts := append([]kgo.Opt{}, cfg.Connection...)
 	opts = append(opts,
-		kgo.ConsumerGroup(cfg.Group),
-		kgo.ConsumeTopics(cfg.Topics...),
-		kgo.DisableAutoCommit(),
-		kgo.BlockRebalanceOnPoll(),
-		kgo.ConsumeStartOffset(start),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.OnPartitionsRevoked(r.onRevoked),
-		kgo.OnPartitionsLost(r.onLost),
+		// Aborted transactions are never relayed; control records are kept
+		// so that a partition's end is seen even when a transaction marker
+		// is its last offset, and commits move past markers.
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(),
 	)
+	if len(cfg.Partitions) > 0 {
+		parts := make(map[string]map[int32]kgo.Offset)
+		for t, ps := range cfg.Partitions {
+			parts[t] = make(map[int32]kgo.Offset)
+			for p, o := range ps {
+				parts[t][p] = kgo.NewOffset().At(o)
+			}
+		}
+		opts = append(opts, kgo.ConsumePartitions(parts), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	} else {
+		opts = append(opts,
+			kgo.ConsumerGroup(cfg.Group),
+			kgo.ConsumeTopics(cfg.Topics...),
+			kgo.DisableAutoCommit(),
+			kgo.BlockRebalanceOnPoll(),
+			kgo.ConsumeStartOffset(start),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+			kgo.OnPartitionsRevoked(r.onRevoked),
+			kgo.OnPartitionsLost(r.onLost),
+		)
+	}
 	if cfg.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(cfg.InstanceID))
+	}
+	if cfg.SessionTimeout > 0 {
+		opts = append(opts, kgo.SessionTimeout(cfg.SessionTimeout))
+	}
+	if cfg.RebalanceTimeout > 0 {
+		opts = append(opts, kgo.RebalanceTimeout(cfg.RebalanceTimeout))
 	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -264,7 +319,10 @@ func (r *Relay) Run(ctx, force context.Context) error {
 	bg.Go(func() { r.lingerLoop(bgCtx) })
 	bg.Go(func() { r.commitLoop(bgCtx) })
 
-	pollErr := r.pollLoop(ctx)
+	pollErr := r.initBounds(ctx)
+	if pollErr == nil {
+		pollErr = r.pollLoop(ctx)
+	}
 
 	// Drain.
 	r.log.Info("draining", "unsettled_records", r.unsettled.Load(), "deadline", r.cfg.DrainTimeout)
@@ -297,6 +355,10 @@ func (r *Relay) pollLoop(ctx context.Context) error {
 	var outs []Mapped
 	var encBuf []byte
 	for {
+		if r.boundedDone() {
+			r.log.Info("every partition consumed up to its end offset")
+			return nil
+		}
 		// Back-pressure: wait for room before polling.
 		free := cap(r.slots) - len(r.slots)
 		if free == 0 {
@@ -309,7 +371,14 @@ func (r *Relay) pollLoop(ctx context.Context) error {
 			}
 		}
 		n := min(free, r.cfg.PollRecords)
-		fetches := r.cl.PollRecords(ctx, n)
+		pctx := ctx
+		var cancel context.CancelFunc = func() {}
+		if r.cfg.End != nil {
+			// Bounded runs poll in short rounds so completion is noticed.
+			pctx, cancel = context.WithTimeout(ctx, 500*time.Millisecond)
+		}
+		fetches := r.cl.PollRecords(pctx, n)
+		cancel()
 		if fetches.IsClientClosed() {
 			r.cl.AllowRebalance()
 			return errors.New("consumer: client closed")
@@ -319,7 +388,7 @@ func (r *Relay) pollLoop(ctx context.Context) error {
 			return nil
 		}
 		fetches.EachError(func(topic string, p int32, err error) {
-			if !errors.Is(err, context.Canceled) {
+			if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 				r.log.Error("fetch error", "topic", topic, "partition", p, "err", err)
 			}
 		})
@@ -334,8 +403,17 @@ func (r *Relay) pollLoop(ctx context.Context) error {
 			if stop {
 				return
 			}
+			if r.pastEnd(rec) {
+				return
+			}
 			if last == nil || last.topic != rec.Topic || last.partition != rec.Partition {
 				last = r.trackerFor(rec.Topic, rec.Partition)
+			}
+			if rec.Attrs.IsControl() {
+				// A transaction marker: nothing to send, but it takes its
+				// place in the settled prefix so commits move past it.
+				last.add(rec.Offset, rec.LeaderEpoch, 0, 0)
+				return
 			}
 			var err error
 			outs, encBuf, err = r.dispatch(ctx, last, rec, outs[:0], encBuf)
@@ -348,6 +426,87 @@ func (r *Relay) pollLoop(ctx context.Context) error {
 			return nil // ctx ended while a transient mapping error was retried
 		}
 	}
+}
+
+// pastEnd reports whether rec is at or past its partition's end offset in a
+// bounded run, and marks the partition done when rec is its last record.
+func (r *Relay) pastEnd(rec *kgo.Record) bool {
+	if r.cfg.End == nil {
+		return false
+	}
+	end, ok := r.cfg.End[rec.Topic][rec.Partition]
+	if !ok {
+		return false
+	}
+	tp := topicPartition{rec.Topic, rec.Partition}
+	if rec.Offset >= end-1 {
+		r.mu.Lock()
+		r.done[tp] = true
+		r.mu.Unlock()
+		if rec.Offset >= end {
+			r.pauseDone(tp)
+			return true
+		}
+	}
+	return false
+}
+
+func (r *Relay) pauseDone(tp topicPartition) {
+	r.cl.PauseFetchPartitions(map[string][]int32{tp.topic: {tp.partition}})
+}
+
+// boundedDone reports whether every bounded partition reached its end.
+func (r *Relay) boundedDone() bool {
+	if r.cfg.End == nil {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for t, ps := range r.cfg.End {
+		for p := range ps {
+			if !r.done[topicPartition{t, p}] {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// initBounds marks the bounded partitions that have nothing to read (start
+// at or past end): for explicit partitions from their start offsets, for a
+// group from its committed offsets.
+func (r *Relay) initBounds(ctx context.Context) error {
+	if r.cfg.End == nil {
+		return nil
+	}
+	start := map[topicPartition]int64{}
+	if len(r.cfg.Partitions) > 0 {
+		for t, ps := range r.cfg.Partitions {
+			for p, o := range ps {
+				start[topicPartition{t, p}] = o
+			}
+		}
+	} else {
+		offs, err := kadm.NewClient(r.cl).FetchOffsets(ctx, r.cfg.Group)
+		if err != nil && !errors.Is(err, kerr.GroupIDNotFound) {
+			return fmt.Errorf("consumer: fetch committed offsets of group %s: %w", r.cfg.Group, err)
+		}
+		offs.Each(func(o kadm.OffsetResponse) {
+			if o.Err == nil {
+				start[topicPartition{o.Topic, o.Partition}] = o.At
+			}
+		})
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for t, ps := range r.cfg.End {
+		for p, end := range ps {
+			if s, ok := start[topicPartition{t, p}]; (ok && s >= end) || end <= 0 {
+				r.done[topicPartition{t, p}] = true
+			}
+		}
+	}
+	return nil
 }
 
 func (r *Relay) trackerFor(topic string, partition int32) *partitionTracker {
@@ -366,12 +525,19 @@ func (r *Relay) trackerFor(topic string, partition int32) *partitionTracker {
 // dead-letter writer. It returns an error only when ctx ended while a
 // transient mapping error was being retried (the record is then untracked:
 // not settled, never committed past).
-func (r *Relay) dispatch(ctx context.Context, t *partitionTracker, rec *kgo.Record, outs []Mapped, encBuf []byte) ([]Mapped, []byte, error) {
-	r.m.RecordsConsumed.WithLabelValues(rec.Topic).Inc()
+func (r *Relay) dispatch(ctx context.Context, t *partitionTracker, polled *kgo.Record, outs []Mapped, encBuf []byte) ([]Mapped, []byte, error) {
+	r.m.RecordsConsumed.WithLabelValues(polled.Topic).Inc()
 	r.consumed.Add(1)
+	rec := polled
 	var err error
+	if r.deps.Unwrap != nil {
+		if rec, err = r.deps.Unwrap(polled); err != nil {
+			rec = polled
+			err = &RecordError{Class: ClassDecode, Err: err}
+		}
+	}
 	backoff := 100 * time.Millisecond
-	for {
+	for err == nil {
 		outs, err = r.deps.Mapper.Map(rec, outs[:0])
 		if err == nil || !errors.Is(err, ErrTransient) {
 			break
@@ -383,13 +549,23 @@ func (r *Relay) dispatch(ctx context.Context, t *partitionTracker, rec *kgo.Reco
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, 10*time.Second)
+		err = nil
 	}
 	r.slots <- struct{}{}
 	r.unsettled.Add(1)
 	r.m.UnsettledRecords.Set(float64(r.unsettled.Load()))
-	tsMS := rec.Timestamp.UnixMilli()
+	// The age that matters is the events' (the API's window is on event
+	// time); a record without events is aged by its own timestamp.
+	tsMS := polled.Timestamp.UnixMilli()
+	if err == nil {
+		for i := range outs {
+			if ts := outs[i].Event.TimestampMS; ts > 0 && ts < tsMS {
+				tsMS = ts
+			}
+		}
+	}
 	if err != nil {
-		ref := t.add(rec.Offset, rec.LeaderEpoch, tsMS, 1)
+		ref := t.add(polled.Offset, polled.LeaderEpoch, tsMS, 1)
 		dl := DeadLetter{Class: ClassMapping, Message: err.Error()}
 		var re *RecordError
 		if errors.As(err, &re) {
@@ -399,10 +575,11 @@ func (r *Relay) dispatch(ctx context.Context, t *partitionTracker, rec *kgo.Reco
 		r.deadLetter(eventRef{ref: ref, rec: rec, rule: dl.Rule}, dl)
 		return outs, encBuf, nil
 	}
-	ref := t.add(rec.Offset, rec.LeaderEpoch, tsMS, len(outs))
+	ref := t.add(polled.Offset, polled.LeaderEpoch, tsMS, len(outs))
 	if len(outs) == 0 {
 		r.m.RecordsFiltered.WithLabelValues(rec.Topic).Inc()
 		r.filtered.Add(1)
+		r.outcome(rec, Outcome{Kind: "filtered"})
 		r.released()
 		return outs, encBuf, nil
 	}
@@ -411,10 +588,15 @@ func (r *Relay) dispatch(ctx context.Context, t *partitionTracker, rec *kgo.Reco
 		ev := eventRef{ref: ref, rec: rec, rule: o.Rule}
 		if verr := r.validator.Validate(&o.Event); verr != nil {
 			class := ClassValidation
-			if errors.Is(verr, capi.ErrTooOld) || errors.Is(verr, capi.ErrTooNew) {
+			if errors.Is(verr, capi.ErrTooOld) {
 				class = ClassExpired
 			}
 			r.m.MapErrors.WithLabelValues(rec.Topic, class).Inc()
+			if class == ClassExpired && r.deps.DropExpired {
+				r.outcome(rec, Outcome{Kind: "expired", Rule: o.Rule})
+				r.settle(ev)
+				continue
+			}
 			r.deadLetter(ev, DeadLetter{Class: class, Rule: o.Rule, Message: fmt.Sprintf("rule %q: %v", o.Rule, verr)})
 			continue
 		}
@@ -430,6 +612,12 @@ func (r *Relay) dispatch(ctx context.Context, t *partitionTracker, rec *kgo.Reco
 		r.add(batchKey{pixel: pixel, validateOnly: r.deps.ValidateOnly}, encBuf, ev)
 	}
 	return outs, encBuf, nil
+}
+
+func (r *Relay) outcome(rec *kgo.Record, o Outcome) {
+	if r.deps.OnOutcome != nil {
+		r.deps.OnOutcome(rec, o)
+	}
 }
 
 // released is called when a record settles in full.
@@ -533,6 +721,7 @@ func (r *Relay) send(b *batch) {
 			case capi.Accepted:
 				r.m.EventsAccepted.WithLabelValues(refs[i].rec.Topic).Inc()
 				r.accepted.Add(1)
+				r.outcome(refs[i].rec, Outcome{Kind: "accepted", Rule: refs[i].rule})
 				r.settle(refs[i])
 			case capi.Rejected:
 				rj := rejections[i]
@@ -595,6 +784,7 @@ func (r *Relay) deadLetter(ev eventRef, dl DeadLetter) {
 			if err == nil {
 				r.m.DeadLettered.WithLabelValues(ev.rec.Topic, dl.Class).Inc()
 				r.deadLettered.Add(1)
+				r.outcome(ev.rec, Outcome{Kind: "dead_lettered", Class: dl.Class, Rule: dl.Rule})
 				r.settle(ev)
 				r.inflight.Done()
 				return
@@ -657,6 +847,7 @@ func (r *Relay) commit(ctx context.Context, only map[topicPartition]bool) {
 }
 
 func (r *Relay) commitLocked(ctx context.Context, only map[topicPartition]bool) {
+	noGroup := r.cfg.Group == "" || len(r.cfg.Partitions) > 0
 	offsets := make(map[string]map[int32]kgo.EpochOffset)
 	var ts []*partitionTracker
 	var oldest int64
@@ -685,12 +876,8 @@ func (r *Relay) commitLocked(ctx context.Context, only map[topicPartition]bool) 
 		hwm[k] = v
 	}
 	r.mu.Unlock()
-	if oldest > 0 {
-		r.m.OldestUnsettledAge.Set(time.Since(time.UnixMilli(oldest)).Seconds())
-	} else {
-		r.m.OldestUnsettledAge.Set(0)
-	}
-	if len(offsets) == 0 {
+	r.observeAge(oldest)
+	if len(offsets) == 0 || noGroup {
 		return
 	}
 	var commitErr error
@@ -839,4 +1026,26 @@ func (r *Relay) Progress() Progress {
 	return Progress{Consumed: r.consumed.Load(), Settled: r.settled.Load(), Unsettled: r.unsettled.Load(),
 		Filtered: r.filtered.Load(), Accepted: r.accepted.Load(), DeadLettered: r.deadLettered.Load(),
 		InConfigFault: r.configFaults.Load() > 0}
+}
+
+// observeAge updates the age and time-to-expiry gauges from the event time
+// (Unix ms) of the oldest unsettled event, and warns when that event is about
+// to leave the API's window.
+func (r *Relay) observeAge(oldestMS int64) {
+	if oldestMS <= 0 {
+		r.m.OldestUnsettledAge.Set(0)
+		r.m.ExpiresIn.Set(capi.MaxEventAge.Seconds())
+		return
+	}
+	now := time.Now()
+	age := now.Sub(time.UnixMilli(oldestMS))
+	cutoff, _ := r.validator.Window(now)
+	left := time.Duration(oldestMS-cutoff) * time.Millisecond
+	r.m.OldestUnsettledAge.Set(age.Seconds())
+	r.m.ExpiresIn.Set(left.Seconds())
+	if left < r.cfg.ExpiryWarning && now.Sub(r.lastExpiryWarn) > 5*time.Minute {
+		r.lastExpiryWarn = now
+		r.log.Warn("the oldest unsettled event is close to leaving the API's time window; it will be dead-lettered as expired if not sent in time",
+			"event_time", time.UnixMilli(oldestMS).UTC(), "age", age.Round(time.Second), "time_left", left.Round(time.Second))
+	}
 }
