@@ -102,6 +102,11 @@ type Config struct {
 	MaxErrorBody int
 	// UserAgent is sent as User-Agent. Default "capirelay".
 	UserAgent string
+	// Limiter, when set, is waited on before every HTTP attempt (retries
+	// and isolation probes included), e.g. a *rate.Limiter from
+	// golang.org/x/time/rate, so a backfill cannot starve the live relay of
+	// the API's rate limit.
+	Limiter Limiter
 	// OnRequest, when set, is called after every HTTP attempt (from the
 	// goroutine that called Send). It must be fast and must not block.
 	OnRequest func(RequestInfo)
@@ -141,6 +146,11 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("capi: unknown isolation mode %d", c.Isolation))
 	}
 	return errors.Join(errs...)
+}
+
+// Limiter paces requests; *rate.Limiter implements it.
+type Limiter interface {
+	Wait(ctx context.Context) error
 }
 
 // Client sends batches of encoded events to the Conversions API. It is safe for
@@ -504,6 +514,11 @@ func (c *Client) post(ctx context.Context, b *Batch, idx []int, validateOnly boo
 	for attempt := 1; ; attempt++ {
 		if attempt > 1 {
 			res.Retries++
+		}
+		if c.cfg.Limiter != nil {
+			if err := c.cfg.Limiter.Wait(ctx); err != nil {
+				return postOutcome{Class: ClassTransient}, err
+			}
 		}
 		res.Requests++
 		start := time.Now()

@@ -448,3 +448,20 @@ func TestOnRequestHook(t *testing.T) {
 func secretNew(s string) secret.Value { return secret.New(s) }
 
 func asAPIError(err error, target **APIError) bool { return errors.As(err, target) }
+
+type countingLimiter struct{ n int }
+
+func (l *countingLimiter) Wait(ctx context.Context) error { l.n++; return ctx.Err() }
+
+func TestLimiterWaitedBeforeEveryAttempt(t *testing.T) {
+	_, srv := newFakeAPI(t, rejectIfContains("e3"))
+	lim := &countingLimiter{}
+	c := newTestClient(t, srv.URL, func(c *Config) { c.Limiter = lim })
+	res, err := c.Send(context.Background(), Batch{Pixel: "p", Events: encodedEvents(8)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lim.n != res.Requests || lim.n < 4 {
+		t.Fatalf("limiter waited %d times for %d requests", lim.n, res.Requests)
+	}
+}

@@ -1,7 +1,10 @@
 package consumer
 
 import (
+	"context"
+	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -54,6 +57,9 @@ func deadLetterRecord(topic string, src *kgo.Record, dl DeadLetter, now time.Tim
 			}
 		}
 	}
+	if prev, ok := Redriven(src); ok {
+		attempt = prev.Attempt + 1
+	}
 	hs := make([]kgo.RecordHeader, 0, len(src.Headers)+11)
 	hs = append(hs, src.Headers...)
 	add := func(k, v string) { hs = append(hs, kgo.RecordHeader{Key: k, Value: []byte(v)}) }
@@ -86,4 +92,74 @@ func HeaderValue(r *kgo.Record, key string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// RedriveInfo is what a re-driven record carries from its dead-letter record.
+type RedriveInfo struct {
+	Attempt int    // the dead-letter record's attempt count
+	Class   string // its error class
+	Rule    string // its rule, if any
+}
+
+type redriveKey struct{}
+
+// WithRedrive attaches info to rec (in rec.Context, never serialized), so a
+// record that fails again is dead-lettered with the attempt count raised.
+func WithRedrive(rec *kgo.Record, info RedriveInfo) {
+	ctx := rec.Context
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	rec.Context = context.WithValue(ctx, redriveKey{}, info)
+}
+
+// Redriven returns the RedriveInfo attached to rec by WithRedrive.
+func Redriven(rec *kgo.Record) (RedriveInfo, bool) {
+	if rec.Context == nil {
+		return RedriveInfo{}, false
+	}
+	info, ok := rec.Context.Value(redriveKey{}).(RedriveInfo)
+	return info, ok
+}
+
+// Unwrap turns a dead-letter record back into the record it was made from:
+// source topic, partition, offset and timestamp from its headers, the key and
+// value as they are, and the headers without the ones capirelay added. The
+// attempt count and class travel in the record's context (see Redriven).
+func Unwrap(dlq *kgo.Record) (*kgo.Record, error) {
+	topic, ok := HeaderValue(dlq, HeaderSourceTopic)
+	if !ok || topic == "" {
+		return nil, fmt.Errorf("dead-letter record %s/%d@%d has no %s header", dlq.Topic, dlq.Partition, dlq.Offset, HeaderSourceTopic)
+	}
+	rec := &kgo.Record{Topic: topic, Key: dlq.Key, Value: dlq.Value}
+	if v, ok := HeaderValue(dlq, HeaderSourcePartition); ok {
+		p, _ := strconv.Atoi(v)
+		rec.Partition = int32(p)
+	}
+	if v, ok := HeaderValue(dlq, HeaderSourceOffset); ok {
+		rec.Offset, _ = strconv.ParseInt(v, 10, 64)
+	}
+	if v, ok := HeaderValue(dlq, HeaderSourceTimestamp); ok {
+		ms, _ := strconv.ParseInt(v, 10, 64)
+		rec.Timestamp = time.UnixMilli(ms)
+	}
+	info := RedriveInfo{Attempt: 1}
+	for _, h := range dlq.Headers {
+		if strings.HasPrefix(h.Key, "capirelay.") {
+			switch h.Key {
+			case HeaderAttempt:
+				if n, err := strconv.Atoi(string(h.Value)); err == nil {
+					info.Attempt = n
+				}
+			case HeaderClass:
+				info.Class = string(h.Value)
+			case HeaderRule:
+				info.Rule = string(h.Value)
+			}
+			continue
+		}
+		rec.Headers = append(rec.Headers, h)
+	}
+	WithRedrive(rec, info)
+	return rec, nil
 }

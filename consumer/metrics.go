@@ -32,6 +32,8 @@ type Metrics struct {
 	ConfigFaults       prometheus.Counter     // 401/403/404 answers
 	Commits            *prometheus.CounterVec // result ("ok", "error")
 	MapErrors          *prometheus.CounterVec // topic, class (decode, mapping, validation, expired)
+	RulesReload        *prometheus.CounterVec // result ("ok", "error")
+	RulesLastReloadOK  prometheus.Gauge       // 1 when the last reload succeeded (or none happened)
 	registry           prometheus.Registerer
 }
 
@@ -83,13 +85,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Offset commits, by result."}, []string{"result"}),
 		MapErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "capirelay_bad_records_total",
 			Help: "Records or events found bad before sending, by class."}, []string{"topic", "class"}),
+		RulesReload: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "capirelay_rules_reload_total",
+			Help: "Rule reloads (SIGHUP or a changed config file), by result; a failed reload keeps the old rules."}, []string{"result"}),
+		RulesLastReloadOK: prometheus.NewGauge(prometheus.GaugeOpts{Name: "capirelay_rules_last_reload_success",
+			Help: "1 when the last rule reload succeeded or none happened, 0 when it failed (the old rules stay in force)."}),
 		registry: reg,
 	}
 	for _, c := range []prometheus.Collector{m.RecordsConsumed, m.RecordsFiltered, m.EventsAccepted, m.DeadLettered,
 		m.DeadLetterFailures, m.Requests, m.Retries, m.RequestDuration, m.BatchEvents, m.RequestsInFlight,
-		m.UnsettledRecords, m.OldestUnsettledAge, m.ExpiresIn, m.CommittedOffset, m.Lag, m.Ready, m.ConfigFaults, m.Commits, m.MapErrors} {
+		m.UnsettledRecords, m.OldestUnsettledAge, m.ExpiresIn, m.CommittedOffset, m.Lag, m.Ready, m.ConfigFaults, m.Commits, m.MapErrors, m.RulesReload, m.RulesLastReloadOK} {
 		f(c)
 	}
+	m.RulesLastReloadOK.Set(1)
 	return m
 }
 

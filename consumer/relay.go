@@ -93,6 +93,10 @@ type Deps struct {
 	// record). Offsets are still tracked and committed on the polled record.
 	// An error dead-letters the polled record with ClassDecode.
 	Unwrap func(*kgo.Record) (*kgo.Record, error)
+	// DryRun makes dead letters reported (OnOutcome, metrics) but not
+	// written; the event settles at once. For --validate-only replays and
+	// redrives, which must leave no trace.
+	DryRun bool
 	// OnOutcome, when set, is called once per event outcome and once per
 	// record that produced no event, from any goroutine; it must be safe for
 	// concurrent use and fast. Replay and redrive build their reports on it.
@@ -143,8 +147,10 @@ type Relay struct {
 	mu       sync.Mutex // guards trackers, hwm
 	trackers map[topicPartition]*partitionTracker
 	hwm      map[topicPartition]int64
-	done     map[topicPartition]bool // bounded partitions consumed to their end
-	commitMu sync.Mutex              // serializes commits with revocation
+	done     map[topicPartition]bool  // bounded partitions consumed to their end
+	byTopic  map[string]*atomic.Int64 // records consumed per topic
+	commitMu sync.Mutex               // serializes commits with revocation
+	topicsMu sync.Mutex               // serializes SetTopics
 
 	slots     chan struct{} // one token per unsettled record
 	unsettled atomic.Int64
@@ -213,6 +219,7 @@ func New(cfg Config, deps Deps) (*Relay, error) {
 		trackers: make(map[topicPartition]*partitionTracker),
 		hwm:      make(map[topicPartition]int64),
 		done:     make(map[topicPartition]bool),
+		byTopic:  make(map[string]*atomic.Int64),
 		slots:    make(chan struct{}, cfg.MaxUnsettledRecords),
 		pending:  make(map[batchKey]*batch),
 		sendq:    make(chan *batch, cfg.Concurrency),
@@ -516,6 +523,12 @@ func (r *Relay) trackerFor(topic string, partition int32) *partitionTracker {
 	t := r.trackers[tp]
 	if t == nil {
 		t = newTracker(topic, partition)
+		c := r.byTopic[topic]
+		if c == nil {
+			c = new(atomic.Int64)
+			r.byTopic[topic] = c
+		}
+		t.consumed = c
 		r.trackers[tp] = t
 	}
 	return t
@@ -528,6 +541,7 @@ func (r *Relay) trackerFor(topic string, partition int32) *partitionTracker {
 func (r *Relay) dispatch(ctx context.Context, t *partitionTracker, polled *kgo.Record, outs []Mapped, encBuf []byte) ([]Mapped, []byte, error) {
 	r.m.RecordsConsumed.WithLabelValues(polled.Topic).Inc()
 	r.consumed.Add(1)
+	t.consumed.Add(1)
 	rec := polled
 	var err error
 	if r.deps.Unwrap != nil {
@@ -774,6 +788,13 @@ func (r *Relay) send(b *batch) {
 // with backoff until it succeeds or the relay abandons sending; until then
 // the record is unsettled and nothing is committed past it.
 func (r *Relay) deadLetter(ev eventRef, dl DeadLetter) {
+	if r.deps.DryRun {
+		r.m.DeadLettered.WithLabelValues(ev.rec.Topic, dl.Class).Inc()
+		r.deadLettered.Add(1)
+		r.outcome(ev.rec, Outcome{Kind: "dead_lettered", Class: dl.Class, Rule: dl.Rule})
+		r.settle(ev)
+		return
+	}
 	r.inflight.Add(1)
 	rec := deadLetterRecord(r.cfg.DeadLetterTopic, ev.rec, dl, time.Now())
 	r.log.Warn("dead-lettering record", "topic", ev.rec.Topic, "partition", ev.rec.Partition, "offset", ev.rec.Offset,
@@ -1019,13 +1040,21 @@ type Progress struct {
 	Accepted      int64 // events the API accepted
 	DeadLettered  int64 // dead-letter records acknowledged by the broker
 	InConfigFault bool  // sending is paused on a 401/403/404
+	// ConsumedByTopic counts records read per (polled) topic.
+	ConsumedByTopic map[string]int64
 }
 
 // Progress returns the relay's counters; safe to call at any time.
 func (r *Relay) Progress() Progress {
-	return Progress{Consumed: r.consumed.Load(), Settled: r.settled.Load(), Unsettled: r.unsettled.Load(),
+	p := Progress{Consumed: r.consumed.Load(), Settled: r.settled.Load(), Unsettled: r.unsettled.Load(),
 		Filtered: r.filtered.Load(), Accepted: r.accepted.Load(), DeadLettered: r.deadLettered.Load(),
-		InConfigFault: r.configFaults.Load() > 0}
+		InConfigFault: r.configFaults.Load() > 0, ConsumedByTopic: map[string]int64{}}
+	r.mu.Lock()
+	for t, c := range r.byTopic {
+		p.ConsumedByTopic[t] = c.Load()
+	}
+	r.mu.Unlock()
+	return p
 }
 
 // observeAge updates the age and time-to-expiry gauges from the event time
@@ -1048,4 +1077,71 @@ func (r *Relay) observeAge(oldestMS int64) {
 		r.log.Warn("the oldest unsettled event is close to leaving the API's time window; it will be dead-lettered as expired if not sent in time",
 			"event_time", time.UnixMilli(oldestMS).UTC(), "age", age.Round(time.Second), "time_left", left.Round(time.Second))
 	}
+}
+
+// SetTopics changes the consumed topics of a group relay (rule reload).
+// Added topics are subscribed at once. Removed topics stop being fetched;
+// their in-flight events get up to RevokeTimeout to settle, their settled
+// prefix is committed, and then they are dropped from the subscription
+// (records not settled by then are re-read if the topic comes back). Nothing
+// is committed twice or past an unsettled record. It returns the added and
+// removed topics.
+func (r *Relay) SetTopics(ctx context.Context, topics []string) (added, removed []string, err error) {
+	if len(r.cfg.Partitions) > 0 {
+		return nil, nil, errors.New("consumer: SetTopics needs a group relay")
+	}
+	r.topicsMu.Lock()
+	defer r.topicsMu.Unlock()
+	want := map[string]bool{}
+	for _, t := range topics {
+		want[t] = true
+	}
+	have := map[string]bool{}
+	for _, t := range r.cfg.Topics {
+		have[t] = true
+		if !want[t] {
+			removed = append(removed, t)
+		}
+	}
+	for _, t := range topics {
+		if !have[t] {
+			if t == r.cfg.DeadLetterTopic && !r.cfg.AllowDeadLetterSource {
+				return nil, nil, fmt.Errorf("consumer: topic %q is the dead-letter topic", t)
+			}
+			added = append(added, t)
+		}
+	}
+	if len(added) > 0 {
+		r.cl.AddConsumeTopics(added...)
+	}
+	if len(removed) > 0 {
+		r.cl.PauseFetchTopics(removed...)
+		only := map[topicPartition]bool{}
+		gone := map[string]bool{}
+		for _, t := range removed {
+			gone[t] = true
+		}
+		r.mu.Lock()
+		for tp := range r.trackers {
+			if gone[tp.topic] {
+				only[tp] = true
+			}
+		}
+		r.mu.Unlock()
+		r.flushAll()
+		wctx, cancel := context.WithTimeout(ctx, r.cfg.RevokeTimeout)
+		settled := r.waitSettled(wctx, only)
+		cancel()
+		r.commitMu.Lock()
+		cctx, cancel2 := context.WithTimeout(ctx, 10*time.Second)
+		r.commitLocked(cctx, only)
+		cancel2()
+		r.forget(only)
+		r.commitMu.Unlock()
+		r.cl.PurgeTopicsFromConsuming(removed...)
+		r.cl.ResumeFetchTopics(removed...)
+		r.log.Info("stopped consuming topics", "topics", removed, "all_settled", settled)
+	}
+	r.cfg.Topics = append([]string(nil), topics...)
+	return added, removed, nil
 }

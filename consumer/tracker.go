@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"sync"
+	"sync/atomic"
 )
 
 // partitionTracker holds the records of one partition, from the first
@@ -26,6 +27,9 @@ type partitionTracker struct {
 	epoch       int32
 	committed   int64 // the offset last committed to Kafka (-1 if none)
 	revoked     bool
+	// consumed counts the records of the partition's topic (shared by the
+	// topic's trackers), for per-topic progress.
+	consumed *atomic.Int64
 	// oldestMS is the record timestamp of entries[head], for the age metric.
 }
 
