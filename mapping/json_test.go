@@ -1,0 +1,58 @@
+package mapping
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestDecodeJSON(t *testing.T) {
+	tests := []struct {
+		in   string
+		want any
+	}{
+		{`{"a":1,"b":-2,"c":1.5,"d":"x","e":true,"f":null,"g":[1,"y"]}`, map[string]any{
+			"a": int64(1), "b": int64(-2), "c": 1.5, "d": "x", "e": true, "f": nil, "g": []any{int64(1), "y"}}},
+		{`9223372036854775807`, int64(9223372036854775807)},
+		{`9223372036854775808`, 9223372036854775808.0},
+		{`1e3`, 1000.0},
+		{`"a\"b\\c\/d\n\u00e9\ud83d\ude00"`, "a\"b\\c/d\né😀"},
+		{`"\ud83d"`, "\uFFFD"},
+		{` [ ] `, []any{}},
+		{`{"k\u0065y": 1}`, map[string]any{"key": int64(1)}},
+	}
+	for _, tt := range tests {
+		got, err := DecodeJSON([]byte(tt.in))
+		if err != nil || !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("DecodeJSON(%s) = %#v, %v; want %#v", tt.in, got, err, tt.want)
+		}
+	}
+	for _, bad := range []string{``, `{`, `{"a"}`, `{"a":1,}`, `[1,]`, `01`, `1.`, `-`, `"abc`, "\"a\x01\"", `tru`, `{} {}`, `{"a":"\q"}`} {
+		if _, err := DecodeJSON([]byte(bad)); err == nil || !strings.Contains(err.Error(), "invalid JSON at byte") {
+			t.Errorf("DecodeJSON(%q) error = %v, want invalid JSON", bad, err)
+		}
+	}
+}
+
+func TestDecodeJSONPruned(t *testing.T) {
+	nd := &need{}
+	nd.add([]string{"a", "b"})
+	nd.node([]string{"items"}).add([]string{"sku"})
+	nd.add([]string{"whole"})
+	got, err := decodeJSON([]byte(`{"a":{"b":{"deep":[1]},"c":2},"skip":{"x":[{"y":"]}"}]},"items":[{"sku":"s","n":1},{"n":2}],"whole":{"x":1}, "z": "q"}`), nd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{
+		"a":     map[string]any{"b": map[string]any{"deep": []any{int64(1)}}},
+		"items": []any{map[string]any{"sku": "s"}, map[string]any{}},
+		"whole": map[string]any{"x": int64(1)},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("pruned decode = %#v\nwant %#v", got, want)
+	}
+	// Skipped parts must still be well-formed.
+	if _, err := decodeJSON([]byte(`{"a":{"b":1},"skip":{"x":"unterminated}`), nd); err == nil {
+		t.Error("a broken skipped member must be an error")
+	}
+}

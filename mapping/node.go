@@ -1,0 +1,511 @@
+package mapping
+
+import (
+	"errors"
+	"sync"
+
+	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/common/ast"
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/interpreter"
+)
+
+// A node evaluates one compiled expression against a record. Plain
+// selections (value.a.b, item.sku, value.?x.y, value["k"]), literals, the
+// record variables, ==, !=, &&, ||, !, has() and calls of capirelay's helpers
+// over such operands are evaluated natively, without CEL's interpreter; every
+// other expression runs as a compiled CEL program. Both paths give the same
+// result (tests compare them).
+type node interface {
+	eval(c *ectx) (val, error)
+}
+
+// ectx is the evaluation context of one record. It is the CEL activation
+// too, so CEL programs read the record without a map being built.
+type ectx struct {
+	rec      *Record
+	value    any
+	itemName string
+	item     any
+	headers  map[string]string
+	key      string
+	keySet   bool
+}
+
+// reset prepares a pooled context for a record.
+func (c *ectx) reset(rec *Record, value any) {
+	c.rec, c.value = rec, value
+	c.itemName, c.item, c.headers, c.key, c.keySet = "", nil, nil, "", false
+}
+
+var ectxPool = sync.Pool{New: func() any { return new(ectx) }}
+
+// ResolveName implements interpreter.Activation.
+func (c *ectx) ResolveName(name string) (any, bool) {
+	switch name {
+	case varValue:
+		return c.value, true
+	case varKey:
+		return c.keyString(), true
+	case varHeaders:
+		return c.headerMap(), true
+	case varTopic:
+		return c.rec.Topic, true
+	case varPartition:
+		return int64(c.rec.Partition), true
+	case varOffset:
+		return c.rec.Offset, true
+	case varTimestamp:
+		return types.Timestamp{Time: c.rec.Timestamp}, true
+	}
+	if c.itemName != "" && name == c.itemName {
+		return c.item, true
+	}
+	return nil, false
+}
+
+// Parent implements interpreter.Activation.
+func (c *ectx) Parent() interpreter.Activation { return nil }
+
+func (c *ectx) keyString() string {
+	if !c.keySet {
+		c.key, c.keySet = string(c.rec.Key), true
+	}
+	return c.key
+}
+
+// headerMap returns the headers as a map; for a repeated key the last value
+// wins.
+func (c *ectx) headerMap() map[string]string {
+	if c.headers == nil {
+		c.headers = make(map[string]string, len(c.rec.Headers))
+		for _, h := range c.rec.Headers {
+			c.headers[h.Key] = string(h.Value)
+		}
+	}
+	return c.headers
+}
+
+type constNode struct{ v val }
+
+func (n *constNode) eval(*ectx) (val, error) { return n.v, nil }
+
+// step is one step of a path: a map key, or a list index.
+type step struct {
+	key   string
+	idx   int
+	isIdx bool
+}
+
+// pathNode reads a path below value or below the current item. A missing key,
+// an out-of-range index, a step into a non-container and a null on the way
+// all give absent (CEL gives "no such key" there, which is absent too).
+type pathNode struct {
+	item  bool
+	steps []step
+}
+
+func (n *pathNode) eval(c *ectx) (val, error) {
+	x, ok := n.lookup(c)
+	if !ok {
+		return val{}, nil
+	}
+	return fromAny(x), nil
+}
+
+func (n *pathNode) lookup(c *ectx) (any, bool) {
+	x := c.value
+	if n.item {
+		x = c.item
+	}
+	return walk(x, n.steps)
+}
+
+func walk(x any, steps []step) (any, bool) {
+	for _, s := range steps {
+		if s.isIdx {
+			l, ok := x.([]any)
+			if !ok || s.idx < 0 || s.idx >= len(l) {
+				return nil, false
+			}
+			x = l[s.idx]
+			continue
+		}
+		m, ok := x.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if x, ok = m[s.key]; !ok {
+			return nil, false
+		}
+	}
+	return x, true
+}
+
+// varNode reads key, topic, partition, offset or timestamp.
+type varNode struct{ name string }
+
+func (n *varNode) eval(c *ectx) (val, error) {
+	switch n.name {
+	case varKey:
+		return val{k: kString, s: c.keyString()}, nil
+	case varTopic:
+		return val{k: kString, s: c.rec.Topic}, nil
+	case varPartition:
+		return val{k: kInt, n: int64(c.rec.Partition)}, nil
+	case varOffset:
+		return val{k: kInt, n: c.rec.Offset}, nil
+	case varTimestamp:
+		return val{k: kTime, n: c.rec.Timestamp.UnixMilli()}, nil
+	}
+	return val{}, errors.New("unknown variable " + n.name)
+}
+
+// hasNode is has(path.key): true when the key is present (even if null).
+type hasNode struct {
+	operand *pathNode
+	key     string
+}
+
+func (n *hasNode) eval(c *ectx) (val, error) {
+	x, ok := n.operand.lookup(c)
+	if !ok {
+		return val{}, nil
+	}
+	m, ok := x.(map[string]any)
+	if !ok {
+		return val{}, errors.New("has(): not a map")
+	}
+	_, ok = m[n.key]
+	return boolVal(ok), nil
+}
+
+func boolVal(b bool) val {
+	if b {
+		return val{k: kBool, n: 1}
+	}
+	return val{k: kBool}
+}
+
+// callNode calls a helper natively.
+type callNode struct {
+	fn         func(a0, a1 val) (val, error)
+	arg0, arg1 node // arg1 nil for one-argument helpers
+}
+
+func (n *callNode) eval(c *ectx) (val, error) {
+	a0, err := evalArg(n.arg0, c)
+	if err != nil {
+		return val{}, err
+	}
+	var a1 val
+	if n.arg1 != nil {
+		if a1, err = evalArg(n.arg1, c); err != nil {
+			return val{}, err
+		}
+	}
+	return n.fn(a0, a1)
+}
+
+// evalArg evaluates a helper argument, reading plain paths directly.
+func evalArg(n node, c *ectx) (val, error) {
+	if p, ok := n.(*pathNode); ok {
+		x, found := p.lookup(c)
+		if !found {
+			return val{}, nil
+		}
+		return fromAny(x), nil
+	}
+	return n.eval(c)
+}
+
+// eqNode is a == lit or a != lit (a literal on one side).
+type eqNode struct {
+	a, b node
+	neg  bool
+}
+
+func (n *eqNode) eval(c *ectx) (val, error) {
+	a, err := n.a.eval(c)
+	if err != nil {
+		return val{}, err
+	}
+	b, err := n.b.eval(c)
+	if err != nil {
+		return val{}, err
+	}
+	if a.k == kAbsent || b.k == kAbsent {
+		return val{}, nil
+	}
+	return boolVal(equal(a, b) != n.neg), nil
+}
+
+// equal is CEL's heterogeneous equality for scalars.
+func equal(a, b val) bool {
+	switch {
+	case a.k == kInt && b.k == kFloat:
+		return float64(a.n) == b.float()
+	case a.k == kFloat && b.k == kInt:
+		return a.float() == float64(b.n)
+	case a.k != b.k:
+		return false
+	}
+	switch a.k {
+	case kNull:
+		return true
+	case kString:
+		return a.s == b.s
+	case kInt, kBool, kTime:
+		return a.n == b.n
+	case kFloat:
+		return a.float() == b.float()
+	}
+	return false
+}
+
+// logicNode is &&, || or ! with CEL's semantics: false && error is false,
+// true || error is true, whatever the order.
+type logicNode struct {
+	op   string // "&&", "||", "!"
+	a, b node
+}
+
+func (n *logicNode) eval(c *ectx) (val, error) {
+	a, aerr := evalBool(n.a, c)
+	if n.op == "!" {
+		if aerr != nil || a.k != kBool {
+			return a, aerr
+		}
+		return boolVal(a.n == 0), nil
+	}
+	short := int64(0) // && short-circuits on false
+	if n.op == "||" {
+		short = 1
+	}
+	if aerr == nil && a.k == kBool && a.n == short {
+		return a, nil
+	}
+	b, berr := evalBool(n.b, c)
+	if berr == nil && b.k == kBool && b.n == short {
+		return b, nil
+	}
+	if aerr != nil {
+		return val{}, aerr
+	}
+	if berr != nil {
+		return val{}, berr
+	}
+	if a.k != kBool {
+		return a, nil
+	}
+	return b, nil
+}
+
+// evalBool evaluates n and reports a non-bool, non-absent result as an error.
+func evalBool(n node, c *ectx) (val, error) {
+	v, err := n.eval(c)
+	if err != nil || v.k == kBool || v.k == kAbsent {
+		return v, err
+	}
+	return val{}, errors.New("no such overload: want a bool, got " + v.typeName())
+}
+
+// celNode runs a CEL program.
+type celNode struct{ prg cel.Program }
+
+func (n *celNode) eval(c *ectx) (val, error) {
+	out, _, err := n.prg.Eval(c)
+	if err != nil {
+		if isNoSuchKey(err.Error()) {
+			return val{}, nil
+		}
+		return val{}, err
+	}
+	return fromRef(out)
+}
+
+// nativeNode compiles e into a native node, or returns nil when e needs CEL.
+// item is the name of the current item variable ("" outside contents.each).
+func nativeNode(e ast.Expr, item string) node {
+	switch e.Kind() {
+	case ast.LiteralKind:
+		v, err := fromRef(e.AsLiteral())
+		if err != nil || v.k == kOther {
+			return nil
+		}
+		return &constNode{v}
+	case ast.IdentKind:
+		switch name := e.AsIdent(); name {
+		case varValue:
+			return &pathNode{}
+		case varKey, varTopic, varPartition, varOffset, varTimestamp:
+			return &varNode{name}
+		default:
+			if item != "" && name == item {
+				return &pathNode{item: true}
+			}
+		}
+		return nil
+	case ast.SelectKind:
+		sel := e.AsSelect()
+		op, ok := nativeNode(sel.Operand(), item).(*pathNode)
+		if !ok {
+			return nil
+		}
+		if sel.IsTestOnly() {
+			return &hasNode{operand: op, key: sel.FieldName()}
+		}
+		return op.with(step{key: sel.FieldName()})
+	case ast.CallKind:
+		call := e.AsCall()
+		args := call.Args()
+		if call.IsMemberFunction() {
+			return nil
+		}
+		switch fn := call.FunctionName(); fn {
+		case "_?._", "_[_]", "_[?_]":
+			op, ok := nativeNode(args[0], item).(*pathNode)
+			if !ok || args[1].Kind() != ast.LiteralKind {
+				return nil
+			}
+			switch k := args[1].AsLiteral().(type) {
+			case types.String:
+				return op.with(step{key: string(k)})
+			case types.Int:
+				if fn == "_?._" {
+					return nil
+				}
+				return op.with(step{idx: int(k), isIdx: true})
+			}
+			return nil
+		case "_==_", "_!=_":
+			if args[0].Kind() != ast.LiteralKind && args[1].Kind() != ast.LiteralKind {
+				return nil
+			}
+			a, b := nativeNode(args[0], item), nativeNode(args[1], item)
+			if a == nil || b == nil {
+				return nil
+			}
+			return &eqNode{a: a, b: b, neg: fn == "_!=_"}
+		case "_&&_", "_||_":
+			a, b := nativeNode(args[0], item), nativeNode(args[1], item)
+			if a == nil || b == nil {
+				return nil
+			}
+			return &logicNode{op: fn[1:3], a: a, b: b}
+		case "!_":
+			a := nativeNode(args[0], item)
+			if a == nil {
+				return nil
+			}
+			return &logicNode{op: "!", a: a}
+		default:
+			f, arity, ok := nativeHelper(fn)
+			if !ok || arity != len(args) {
+				return nil
+			}
+			n := &callNode{fn: f}
+			if n.arg0 = nativeNode(args[0], item); n.arg0 == nil {
+				return nil
+			}
+			if arity == 2 {
+				if n.arg1 = nativeNode(args[1], item); n.arg1 == nil {
+					return nil
+				}
+			}
+			return n
+		}
+	}
+	return nil
+}
+
+func (n *pathNode) with(s step) *pathNode {
+	steps := make([]step, len(n.steps), len(n.steps)+1)
+	copy(steps, n.steps)
+	return &pathNode{item: n.item, steps: append(steps, s)}
+}
+
+// chain returns the root identifier and the keys of e when e is a plain
+// selection chain (idents, selects, optional selects, constant indexes);
+// integer indexes appear as "[]".
+func chain(e ast.Expr) (root string, keys []string, ok bool) {
+	switch e.Kind() {
+	case ast.IdentKind:
+		return e.AsIdent(), nil, true
+	case ast.SelectKind:
+		sel := e.AsSelect()
+		r, k, ok := chain(sel.Operand())
+		if !ok {
+			return "", nil, false
+		}
+		return r, append(k, sel.FieldName()), true
+	case ast.CallKind:
+		call := e.AsCall()
+		switch call.FunctionName() {
+		case "_?._", "_[_]", "_[?_]":
+			args := call.Args()
+			if len(args) != 2 || args[1].Kind() != ast.LiteralKind {
+				return "", nil, false
+			}
+			r, k, ok := chain(args[0])
+			if !ok {
+				return "", nil, false
+			}
+			switch lit := args[1].AsLiteral().(type) {
+			case types.String:
+				return r, append(k, string(lit)), true
+			case types.Int, types.Uint:
+				return r, append(k, "[]"), true
+			}
+		}
+	}
+	return "", nil, false
+}
+
+// visitChains calls f for every maximal selection chain in e.
+func visitChains(e ast.Expr, f func(root string, keys []string)) {
+	if r, k, ok := chain(e); ok {
+		f(r, k)
+		return
+	}
+	switch e.Kind() {
+	case ast.SelectKind:
+		visitChains(e.AsSelect().Operand(), f)
+	case ast.CallKind:
+		call := e.AsCall()
+		if call.IsMemberFunction() {
+			visitChains(call.Target(), f)
+		}
+		for _, a := range call.Args() {
+			visitChains(a, f)
+		}
+	case ast.ListKind:
+		for _, a := range e.AsList().Elements() {
+			visitChains(a, f)
+		}
+	case ast.MapKind:
+		for _, en := range e.AsMap().Entries() {
+			me := en.AsMapEntry()
+			visitChains(me.Key(), f)
+			visitChains(me.Value(), f)
+		}
+	case ast.StructKind:
+		for _, fl := range e.AsStruct().Fields() {
+			visitChains(fl.AsStructField().Value(), f)
+		}
+	case ast.ComprehensionKind:
+		c := e.AsComprehension()
+		visitChains(c.IterRange(), f)
+		visitChains(c.AccuInit(), f)
+		visitChains(c.LoopCondition(), f)
+		visitChains(c.LoopStep(), f)
+		visitChains(c.Result(), f)
+	}
+}
+
+// idents returns the record variables e references.
+func idents(e ast.Expr) map[string]bool {
+	out := map[string]bool{}
+	visitChains(e, func(root string, _ []string) { out[root] = true })
+	return out
+}
