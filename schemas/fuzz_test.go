@@ -1,0 +1,65 @@
+package schemas
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+)
+
+// FuzzDecode checks, on arbitrary payloads for the order and signup schemas,
+// that the compiled decoder never panics, fails only with *DecodeError, and
+// whenever it succeeds agrees exactly with hamba's generic decoding
+// (normalized) and with its own projection. The seed corpus runs in every
+// `go test`; `go test -fuzz FuzzDecode ./schemas/` explores further.
+func FuzzDecode(f *testing.F) {
+	files := []string{OrderV1, OrderV2, Signup}
+	schemas := make([]*Schema, len(files))
+	for i, name := range files {
+		s, err := ParseEmbedded(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		schemas[i] = s
+	}
+	seeds := [][]byte{
+		encode(f, 1, OrderV1, orderV1())[5:],
+		encode(f, 1, OrderV2, orderV2())[5:],
+		encode(f, 1, Signup, signup())[5:],
+	}
+	for i, b := range seeds {
+		f.Add(uint8(i), b)
+		f.Add(uint8(i), b[:len(b)/2])
+		f.Add(uint8((i+1)%3), b)
+	}
+	f.Add(uint8(0), []byte{})
+	f.Add(uint8(2), []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
+	g := newGeneric(DefaultMaxByteSliceSize)
+	f.Fuzz(func(t *testing.T, which uint8, payload []byte) {
+		s := schemas[int(which)%len(schemas)]
+		v, err := s.decode(payload, nil, DefaultMaxByteSliceSize)
+		if err != nil {
+			var de *DecodeError
+			if !errors.As(err, &de) {
+				t.Fatalf("error is not a *DecodeError: %v", err)
+			}
+			if v != nil {
+				t.Fatalf("value with error")
+			}
+			return
+		}
+		gv, err := s.decodeGeneric(g, payload)
+		if err != nil {
+			t.Fatalf("compiled decoded %#v, hamba failed: %v", v, err)
+		}
+		if !reflect.DeepEqual(v, gv) {
+			t.Fatalf("engines disagree:\ncompiled %#v\n   hamba %#v", v, gv)
+		}
+		pv, err := s.decode(payload, webShopFields, DefaultMaxByteSliceSize)
+		if err != nil {
+			t.Fatalf("projection failed where the full decode succeeded: %v", err)
+		}
+		if want := project(v, webShopFields.tree()); !reflect.DeepEqual(pv, want) {
+			t.Fatalf("projection:\n got %#v\nwant %#v", pv, want)
+		}
+	})
+}
