@@ -116,3 +116,24 @@ func (m *Metrics) ObserveRequest(info capi.RequestInfo) {
 		m.ConfigFaults.Inc()
 	}
 }
+
+// initTopics creates the per-topic series at zero, so dashboards and alerts
+// see every series from the start (a counter that appears only on its first
+// increment hides that increment from rate()).
+func (m *Metrics) initTopics(topics []string) {
+	for _, t := range topics {
+		m.RecordsConsumed.WithLabelValues(t)
+		m.RecordsFiltered.WithLabelValues(t)
+		m.EventsAccepted.WithLabelValues(t)
+		for _, c := range []string{ClassDecode, ClassMapping, ClassValidation, ClassExpired, ClassRejected} {
+			m.DeadLettered.WithLabelValues(t, c)
+			if c != ClassRejected {
+				m.MapErrors.WithLabelValues(t, c)
+			}
+		}
+	}
+	for _, r := range []string{"ok", "error"} {
+		m.Commits.WithLabelValues(r)
+		m.RulesReload.WithLabelValues(r)
+	}
+}

@@ -214,6 +214,11 @@ func New(cfg Config, deps Deps) (*Relay, error) {
 	if deps.Metrics == nil {
 		deps.Metrics = NewMetrics(nil)
 	}
+	topics := append([]string(nil), cfg.Topics...)
+	for t := range cfg.Partitions {
+		topics = append(topics, t)
+	}
+	deps.Metrics.initTopics(topics)
 	r := &Relay{
 		cfg: cfg, deps: deps, log: deps.Logger, m: deps.Metrics, validator: deps.Validator,
 		trackers: make(map[topicPartition]*partitionTracker),
@@ -1112,6 +1117,7 @@ func (r *Relay) SetTopics(ctx context.Context, topics []string) (added, removed 
 		}
 	}
 	if len(added) > 0 {
+		r.m.initTopics(added)
 		r.cl.AddConsumeTopics(added...)
 	}
 	if len(removed) > 0 {

@@ -1,0 +1,305 @@
+package main
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/capirelay/capirelay/capi"
+	"github.com/capirelay/capirelay/consumer"
+	"github.com/capirelay/capirelay/internal/config"
+	"github.com/capirelay/capirelay/internal/secret"
+	"github.com/capirelay/capirelay/mapping"
+)
+
+// setup is everything built from one config file: the compiled rules, the
+// API client and the consumer configuration. run, replay, dlq redrive and
+// demo share it, so they cannot drift apart.
+type setup struct {
+	file   *config.File
+	kafka  config.Kafka
+	api    config.API
+	relay  config.Relay
+	mapper *mapping.Mapper
+	client *capi.Client
+	// validator checks every event, window included (7 days minus the
+	// configured margin back, MaxFuture ahead).
+	validator *capi.Validator
+	// conn holds the connection options (brokers, TLS, SASL, client id).
+	conn []kgo.Opt
+	key  secret.Value
+}
+
+// defaults of the relay section.
+func (s *setup) applyDefaults() {
+	if s.kafka.ClientID == "" {
+		s.kafka.ClientID = "capirelay"
+	}
+	if s.kafka.Group == "" {
+		s.kafka.Group = "capirelay"
+	}
+	if s.api.IntegrationSource == "" {
+		s.api.IntegrationSource = "capirelay"
+	}
+	if s.relay.EventAgeMargin == 0 {
+		s.relay.EventAgeMargin = time.Hour
+	}
+	if s.relay.Listen == "" {
+		s.relay.Listen = ":9090"
+	}
+	if s.relay.LogFormat == "" {
+		s.relay.LogFormat = "json"
+	}
+	if s.relay.LogLevel == "" {
+		s.relay.LogLevel = "info"
+	}
+}
+
+// loadSetup loads and checks the whole config file, reads the secrets it
+// names and builds the API client. m (may be nil) observes API requests.
+func loadSetup(path string, m *consumer.Metrics) (*setup, error) {
+	s, err := parseSetup(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.connect(m); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// parseSetup loads and checks the whole config file without reading secrets
+// or building clients (what `check` runs). Problems are reported together:
+// config.Diagnostics with file:line:col.
+func parseSetup(path string) (*setup, error) {
+	f, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	s := &setup{file: f}
+	var ds config.Diagnostics
+	ds = append(ds, config.DecodeSection(path, "kafka", &f.Kafka, &s.kafka)...)
+	ds = append(ds, config.DecodeSection(path, "api", &f.API, &s.api)...)
+	ds = append(ds, config.DecodeSection(path, "relay", &f.Relay, &s.relay)...)
+	s.applyDefaults()
+	if f.Kafka.Kind == 0 || len(s.kafka.Brokers) == 0 {
+		ds.Add(path, nodeOr(&f.Kafka), "", "kafka.brokers", "at least one seed broker is required")
+	}
+	if s.kafka.DeadLetterTopic == "" {
+		ds.Add(path, nodeOr(&f.Kafka), "", "kafka.dead_letter_topic", "required: records that can never be accepted go there")
+	}
+	switch s.kafka.Start {
+	case "", "earliest", "latest":
+	default:
+		ds.Add(path, nodeOr(&f.Kafka), "", "kafka.start", "must be earliest or latest, got "+fmt.Sprintf("%q", s.kafka.Start))
+	}
+	switch strings.ToUpper(s.kafka.SASL.Mechanism) {
+	case "", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+	default:
+		ds.Add(path, nodeOr(&f.Kafka), "", "kafka.sasl.mechanism", "must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+	}
+	switch s.api.Isolation {
+	case "", "split", "probe":
+	default:
+		ds.Add(path, nodeOr(&f.API), "", "api.isolation", "must be split or probe")
+	}
+	switch s.relay.LogFormat {
+	case "json", "text":
+	default:
+		ds.Add(path, nodeOr(&f.Relay), "", "relay.log_format", "must be json or text")
+	}
+	if _, err := parseLevel(s.relay.LogLevel); err != nil {
+		ds.Add(path, nodeOr(&f.Relay), "", "relay.log_level", err.Error())
+	}
+	if s.relay.EventAgeMargin < 0 || s.relay.EventAgeMargin >= capi.MaxEventAge {
+		ds.Add(path, nodeOr(&f.Relay), "", "relay.event_age_margin", "must be between 0 and 7 days")
+	}
+	mapper, err := mapping.Compile(f, mapping.Options{})
+	if err != nil {
+		var mds config.Diagnostics
+		if errors.As(err, &mds) {
+			ds = append(ds, mds...)
+		} else {
+			return nil, err
+		}
+	}
+	if len(ds) > 0 {
+		return nil, ds.Sorted()
+	}
+	s.mapper = mapper
+	s.validator = &capi.Validator{MaxAge: capi.MaxEventAge - s.relay.EventAgeMargin, MaxFuture: s.relay.MaxFuture}
+	return s, nil
+}
+
+// clientConfig is the API client configuration of the api and relay
+// sections (the key must have been read by connect).
+func (s *setup) clientConfig() capi.Config {
+	iso := capi.IsolateSplit
+	if s.api.Isolation == "probe" {
+		iso = capi.IsolateProbe
+	}
+	return capi.Config{BaseURL: s.api.BaseURL, APIKey: s.key, IntegrationSource: s.api.IntegrationSource,
+		RequestTimeout: s.api.RequestTimeout, MaxRequestBytes: s.relay.MaxBatchBytes, Isolation: iso,
+		Retry:     capi.RetryPolicy{InitialBackoff: s.api.InitialBackoff, MaxBackoff: s.api.MaxBackoff},
+		UserAgent: "capirelay/" + version}
+}
+
+// connect reads the secrets the config names and builds the API client and
+// the Kafka connection options.
+func (s *setup) connect(m *consumer.Metrics) error {
+	path := s.file.Path
+	key, err := secret.Load(s.api.KeyEnv, s.api.KeyFile)
+	if err != nil {
+		return fmt.Errorf("%s: api.key_env/api.key_file: %w", path, err)
+	}
+	s.key = key
+	ccfg := s.clientConfig()
+	if m != nil {
+		ccfg.OnRequest = m.ObserveRequest
+	}
+	if s.client, err = capi.NewClient(ccfg); err != nil {
+		return fmt.Errorf("%s: api: %w", path, err)
+	}
+	if s.conn, err = kafkaOpts(s.kafka); err != nil {
+		return fmt.Errorf("%s: kafka: %w", path, err)
+	}
+	return nil
+}
+
+// nodeOr returns n, or nil for an absent section (position 1:1).
+func nodeOr(n *yaml.Node) *yaml.Node {
+	if n.Kind == 0 {
+		return nil
+	}
+	return n
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("must be debug, info, warn or error, got %q", s)
+	}
+	return l, nil
+}
+
+// kafkaOpts turns the kafka section into franz-go connection options.
+func kafkaOpts(k config.Kafka) ([]kgo.Opt, error) {
+	opts := []kgo.Opt{kgo.SeedBrokers(k.Brokers...), kgo.ClientID(k.ClientID)}
+	if k.TLS.On() {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: k.TLS.ServerName, InsecureSkipVerify: k.TLS.InsecureSkipVerify}
+		if k.TLS.CAFile != "" {
+			pem, err := os.ReadFile(k.TLS.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("tls.ca_file: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("tls.ca_file %s: no PEM certificate found", k.TLS.CAFile)
+			}
+			tc.RootCAs = pool
+		}
+		if k.TLS.CertFile != "" || k.TLS.KeyFile != "" {
+			cert, err := tls.LoadX509KeyPair(k.TLS.CertFile, k.TLS.KeyFile)
+			if err != nil {
+				return nil, fmt.Errorf("tls.cert_file/key_file: %w", err)
+			}
+			tc.Certificates = []tls.Certificate{cert}
+		}
+		opts = append(opts, kgo.DialTLSConfig(tc))
+	}
+	if mech := strings.ToUpper(k.SASL.Mechanism); mech != "" {
+		pw, err := secret.Load(k.SASL.PasswordEnv, k.SASL.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("sasl.password_env/password_file: %w", err)
+		}
+		switch mech {
+		case "PLAIN":
+			opts = append(opts, kgo.SASL(plain.Auth{User: k.SASL.Username, Pass: pw.Reveal()}.AsMechanism()))
+		case "SCRAM-SHA-256":
+			opts = append(opts, kgo.SASL(scram.Auth{User: k.SASL.Username, Pass: pw.Reveal()}.AsSha256Mechanism()))
+		case "SCRAM-SHA-512":
+			opts = append(opts, kgo.SASL(scram.Auth{User: k.SASL.Username, Pass: pw.Reveal()}.AsSha512Mechanism()))
+		}
+	}
+	return opts, nil
+}
+
+// consumerConfig builds the consumer configuration from the sections.
+func (s *setup) consumerConfig(topics []string) consumer.Config {
+	c := consumer.Config{
+		Connection: s.conn, Group: s.kafka.Group, Topics: topics, DeadLetterTopic: s.kafka.DeadLetterTopic,
+		StartAtEnd: s.kafka.Start == "latest", MaxBatchEvents: s.relay.MaxBatchEvents, MaxBatchBytes: s.relay.MaxBatchBytes,
+		Linger: s.relay.Linger, Concurrency: s.relay.Concurrency, MaxUnsettledRecords: s.relay.MaxUnsettledRecords,
+		CommitInterval: s.relay.CommitInterval, RevokeTimeout: s.relay.RevokeTimeout, DrainTimeout: s.relay.DrainTimeout,
+		ConfigRetryInterval: s.relay.ConfigRetryInterval,
+		SessionTimeout:      s.kafka.SessionTimeout, RebalanceTimeout: s.kafka.RebalanceTimeout,
+		ExpiryWarning: s.relay.ExpiryWarning,
+	}
+	if s.kafka.InstanceIDEnv != "" {
+		c.InstanceID = os.Getenv(s.kafka.InstanceIDEnv)
+	}
+	return c
+}
+
+// mapperAdapter feeds kafka records to the compiled rules. Map is called
+// from the relay's poll loop only (one goroutine), so it reuses its buffers;
+// swap may be called from any goroutine (rule reload).
+type mapperAdapter struct {
+	cur  atomic.Pointer[mapping.Mapper]
+	prev atomic.Pointer[mapping.Mapper] // the rules before the last swap
+	rec  mapping.Record
+	outs []mapping.Output
+}
+
+func newMapperAdapter(m *mapping.Mapper) *mapperAdapter {
+	a := &mapperAdapter{}
+	a.cur.Store(m)
+	return a
+}
+
+// swap installs new rules. Records of a topic the new rules no longer have
+// are still mapped with the previous rules until the relay stops consuming
+// that topic, so a reload never dead-letters records that were in flight.
+func (a *mapperAdapter) swap(m *mapping.Mapper) {
+	a.prev.Store(a.cur.Load())
+	a.cur.Store(m)
+}
+
+// Map implements consumer.Mapper.
+func (a *mapperAdapter) Map(r *kgo.Record, dst []consumer.Mapped) ([]consumer.Mapped, error) {
+	a.rec = mapping.Record{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value,
+		Timestamp: r.Timestamp, Headers: a.rec.Headers[:0]}
+	for _, h := range r.Headers {
+		a.rec.Headers = append(a.rec.Headers, mapping.Header{Key: h.Key, Value: h.Value})
+	}
+	m := a.cur.Load()
+	if m.Format(r.Topic) == "" {
+		if p := a.prev.Load(); p != nil && p.Format(r.Topic) != "" {
+			m = p
+		}
+	}
+	var err error
+	a.outs, err = m.Map(&a.rec, a.outs[:0])
+	if err != nil {
+		var me *mapping.MapError
+		if errors.As(err, &me) {
+			return dst, &consumer.RecordError{Class: me.Class, Rule: me.Rule, Err: err}
+		}
+		return dst, err
+	}
+	for i := range a.outs {
+		dst = append(dst, consumer.Mapped{Rule: a.outs[i].Rule, Pixel: a.outs[i].Pixel, Event: a.outs[i].Event})
+	}
+	return dst, nil
+}
