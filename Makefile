@@ -13,7 +13,9 @@ LDFLAGS    = -s -w -X main.version=$(VERSION)
 TESTFLAGS ?= -count=1 -timeout 15m
 BENCHFLAGS ?= -run '^$$' -bench . -benchmem -count 1
 
-.PHONY: all build test test-short lint bench kafka-up kafka-down kafka-jars demo clean
+include tools.mk
+
+.PHONY: all build test test-short lint bench kafka-up kafka-down kafka-jars demo clean tools image
 
 all: lint build test
 
@@ -21,10 +23,12 @@ all: lint build test
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
-## test: start one real Kafka broker (unless KAFKA_BROKERS is set), run every
-## package's tests against it, stop it. Fails if the broker does not come up.
-test:
-	$(KAFKALOCAL) run -- $(GO) test $(TESTFLAGS) $(PKGS)
+## test: install the pinned helm and promtool (Go module proxy, cached), start
+## one real Kafka broker (unless KAFKA_BROKERS is set), run every package's
+## tests against it, stop it. Fails if the broker does not come up or a tool
+## is missing.
+test: tools
+	$(TOOLS_ENV) $(KAFKALOCAL) run -- $(GO) test $(TESTFLAGS) $(PKGS)
 
 ## test-short: fast tests only, no real broker (kfake where a broker is needed).
 test-short:
@@ -55,6 +59,12 @@ kafka-down:
 ## demo: the embedded default (in-process Kafka, registry and API simulator).
 demo:
 	$(GO) run ./cmd/capirelay demo
+
+IMAGE ?= capirelay:$(VERSION)
+## image: the container image (needs Docker with BuildKit); same binaries as `make build`.
+image:
+	docker build -f deploy/Dockerfile --build-arg VERSION=$(VERSION) \
+	  --build-arg REVISION=$$(git rev-parse HEAD 2>/dev/null || echo unknown) -t $(IMAGE) .
 
 clean:
 	rm -rf $(BIN)
