@@ -139,7 +139,7 @@ func BenchmarkEndToEndKfake(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				relay, err := consumer.New(s.consumerConfig(s.mapper.Topics()), consumer.Deps{Mapper: newMapperAdapter(s.mapper),
+				relay, err := consumer.New(s.consumerConfig(s.mapper.Topics()), consumer.Deps{Mapper: s.newAdapter(),
 					API: s.client, Validator: s.validator, DefaultPixel: s.api.Pixel, Logger: newLogger(os.Stderr, "text", "error")})
 				if err != nil {
 					b.Fatal(err)

@@ -278,7 +278,10 @@ func TestBinaryCrashSafety(t *testing.T) {
 	kills := 0
 	for kills < 5 || (kills < 12 && !e.atEnd(p)) {
 		cmd, logf := e.start(fmt.Sprintf("run-%d.log", kills))
-		wait := time.Duration(500+rng.IntN(1300)) * time.Millisecond
+		// Kill at a random moment once the process is up (a loaded machine
+		// can take seconds to start it), while it works.
+		waitLog(t, logf, "capirelay starting")
+		wait := time.Duration(300+rng.IntN(1500)) * time.Millisecond
 		time.Sleep(wait)
 		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
@@ -286,8 +289,8 @@ func TestBinaryCrashSafety(t *testing.T) {
 		_ = cmd.Wait()
 		kills++
 		t.Logf("kill %d after %v: %d events accepted so far, committed %v", kills, wait, len(e.sim.Events()), e.committed())
-		if len(e.sim.Events()) == 0 && kills == 3 {
-			t.Fatalf("no progress after 3 runs; last log:\n%s", logTail(logf))
+		if len(e.sim.Events()) == 0 && kills == 6 {
+			t.Fatalf("no progress after 6 runs; last log:\n%s", logTail(logf))
 		}
 	}
 	cmd, logf := e.start("final.log")

@@ -170,7 +170,7 @@ func redrive(ctx context.Context, s *setup, o redriveOptions) (*redriveReport, e
 		return "unknown"
 	})
 	relay, err := consumer.New(ccfg, consumer.Deps{
-		Mapper: newMapperAdapter(s.mapper), API: s.client, Validator: s.validator, DefaultPixel: s.api.Pixel,
+		Mapper: s.newAdapter(), API: s.client, Validator: s.validator, DefaultPixel: s.api.Pixel,
 		ValidateOnly: o.validateOnly, DryRun: o.validateOnly, Unwrap: consumer.Unwrap,
 		Logger: newLogger(io.Discard, "text", "error"), OnOutcome: counter.observe,
 	})

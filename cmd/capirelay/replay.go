@@ -355,7 +355,7 @@ func replay(ctx context.Context, s *setup, o replayOptions) (*replayReport, erro
 	ccfg := s.consumerConfig(o.topics)
 	ccfg.Group, ccfg.Partitions, ccfg.End = "", parts, end
 	relay, err := consumer.New(ccfg, consumer.Deps{
-		Mapper: newMapperAdapter(s.mapper), API: api, Validator: s.validator, DefaultPixel: s.api.Pixel,
+		Mapper: s.newAdapter(), API: api, Validator: s.validator, DefaultPixel: s.api.Pixel,
 		ValidateOnly: o.validateOnly, DryRun: o.validateOnly, DropExpired: !o.deadLetterExpired,
 		Logger: o.log, OnOutcome: counter.observe,
 	})

@@ -228,7 +228,7 @@ func TestReplayBesideLiveRelay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	relay, err := consumer.New(s.consumerConfig(s.mapper.Topics()), consumer.Deps{Mapper: newMapperAdapter(s.mapper),
+	relay, err := consumer.New(s.consumerConfig(s.mapper.Topics()), consumer.Deps{Mapper: s.newAdapter(),
 		API: s.client, Validator: s.validator, DefaultPixel: s.api.Pixel, Logger: newLogger(os.Stderr, "text", "error")})
 	if err != nil {
 		t.Fatal(err)
@@ -299,7 +299,7 @@ func TestDLQRedriveAfterFix(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	relay, err := consumer.New(s.consumerConfig(s.mapper.Topics()), consumer.Deps{Mapper: newMapperAdapter(s.mapper),
+	relay, err := consumer.New(s.consumerConfig(s.mapper.Topics()), consumer.Deps{Mapper: s.newAdapter(),
 		API: s.client, Validator: s.validator, DefaultPixel: s.api.Pixel, Logger: newLogger(os.Stderr, "text", "error")})
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -21,18 +22,22 @@ import (
 	"github.com/capirelay/capirelay/internal/config"
 	"github.com/capirelay/capirelay/internal/secret"
 	"github.com/capirelay/capirelay/mapping"
+	"github.com/capirelay/capirelay/schemas"
 )
 
 // setup is everything built from one config file: the compiled rules, the
 // API client and the consumer configuration. run, replay, dlq redrive and
 // demo share it, so they cannot drift apart.
 type setup struct {
-	file   *config.File
-	kafka  config.Kafka
-	api    config.API
-	relay  config.Relay
-	mapper *mapping.Mapper
-	client *capi.Client
+	file     *config.File
+	kafka    config.Kafka
+	api      config.API
+	relay    config.Relay
+	registry config.SchemaRegistry
+	// decoder decodes the values of avro topics (nil when there are none).
+	decoder *schemas.Decoder
+	mapper  *mapping.Mapper
+	client  *capi.Client
 	// validator checks every event, window included (7 days minus the
 	// configured margin back, MaxFuture ahead).
 	validator *capi.Validator
@@ -92,6 +97,7 @@ func parseSetup(path string) (*setup, error) {
 	ds = append(ds, config.DecodeSection(path, "kafka", &f.Kafka, &s.kafka)...)
 	ds = append(ds, config.DecodeSection(path, "api", &f.API, &s.api)...)
 	ds = append(ds, config.DecodeSection(path, "relay", &f.Relay, &s.relay)...)
+	ds = append(ds, config.DecodeSection(path, "schema_registry", &f.SchemaRegistry, &s.registry)...)
 	s.applyDefaults()
 	if f.Kafka.Kind == 0 || len(s.kafka.Brokers) == 0 {
 		ds.Add(path, nodeOr(&f.Kafka), "", "kafka.brokers", "at least one seed broker is required")
@@ -174,7 +180,33 @@ func (s *setup) connect(m *consumer.Metrics) error {
 	if s.conn, err = kafkaOpts(s.kafka); err != nil {
 		return fmt.Errorf("%s: kafka: %w", path, err)
 	}
+	if s.hasAvro() {
+		rc, err := schemas.RegistryConfigFrom(s.registry)
+		if err != nil {
+			return fmt.Errorf("%s: schema_registry: %w", path, err)
+		}
+		if s.decoder, err = schemas.NewDecoder(rc); err != nil {
+			return fmt.Errorf("%s: schema_registry: %w", path, err)
+		}
+	}
 	return nil
+}
+
+// hasAvro reports whether any topic is format avro.
+func (s *setup) hasAvro() bool {
+	for _, t := range s.mapper.Topics() {
+		if s.mapper.Format(t) == "avro" {
+			return true
+		}
+	}
+	return false
+}
+
+// newAdapter returns the relay's mapper for this setup.
+func (s *setup) newAdapter() *mapperAdapter {
+	a := newMapperAdapter(s.mapper)
+	a.decoder = s.decoder
+	return a
 }
 
 // nodeOr returns n, or nil for an absent section (position 1:1).
@@ -256,10 +288,11 @@ func (s *setup) consumerConfig(topics []string) consumer.Config {
 // from the relay's poll loop only (one goroutine), so it reuses its buffers;
 // swap may be called from any goroutine (rule reload).
 type mapperAdapter struct {
-	cur  atomic.Pointer[mapping.Mapper]
-	prev atomic.Pointer[mapping.Mapper] // the rules before the last swap
-	rec  mapping.Record
-	outs []mapping.Output
+	cur     atomic.Pointer[mapping.Mapper]
+	prev    atomic.Pointer[mapping.Mapper] // the rules before the last swap
+	decoder *schemas.Decoder               // for avro topics
+	rec     mapping.Record
+	outs    []mapping.Output
 }
 
 func newMapperAdapter(m *mapping.Mapper) *mapperAdapter {
@@ -276,6 +309,31 @@ func (a *mapperAdapter) swap(m *mapping.Mapper) {
 	a.cur.Store(m)
 }
 
+// mapAvro decodes an avro record through the Schema Registry and maps it. A
+// registry outage is transient (the relay retries the record, never
+// dead-letters it); a record the registry or the decoder cannot read is a
+// bad record (decode class), its message naming the schema id.
+func (a *mapperAdapter) mapAvro(m *mapping.Mapper, r *kgo.Record) ([]mapping.Output, error) {
+	if a.decoder == nil {
+		return a.outs[:0], &consumer.RecordError{Class: consumer.ClassDecode,
+			Err: fmt.Errorf("%s/%d@%d: topic is format avro but no schema_registry is configured", r.Topic, r.Partition, r.Offset)}
+	}
+	if len(r.Value) == 0 {
+		return a.outs[:0], nil // a tombstone carries no event
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	value, id, err := a.decoder.Decode(ctx, r.Value)
+	if err != nil {
+		if errors.Is(err, schemas.ErrTransient) {
+			return a.outs[:0], fmt.Errorf("%s/%d@%d: schema registry: %w (%w)", r.Topic, r.Partition, r.Offset, err, consumer.ErrTransient)
+		}
+		return a.outs[:0], &consumer.RecordError{Class: consumer.ClassDecode,
+			Err: fmt.Errorf("%s/%d@%d: avro (schema id %d): %w", r.Topic, r.Partition, r.Offset, id, err)}
+	}
+	return m.MapValue(&a.rec, value, a.outs[:0])
+}
+
 // Map implements consumer.Mapper.
 func (a *mapperAdapter) Map(r *kgo.Record, dst []consumer.Mapped) ([]consumer.Mapped, error) {
 	a.rec = mapping.Record{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value,
@@ -290,7 +348,11 @@ func (a *mapperAdapter) Map(r *kgo.Record, dst []consumer.Mapped) ([]consumer.Ma
 		}
 	}
 	var err error
-	a.outs, err = m.Map(&a.rec, a.outs[:0])
+	if m.Format(r.Topic) == "avro" {
+		a.outs, err = a.mapAvro(m, r)
+	} else {
+		a.outs, err = m.Map(&a.rec, a.outs[:0])
+	}
 	if err != nil {
 		var me *mapping.MapError
 		if errors.As(err, &me) {
