@@ -93,44 +93,7 @@ func parseSetup(path string) (*setup, error) {
 		return nil, err
 	}
 	s := &setup{file: f}
-	var ds config.Diagnostics
-	ds = append(ds, config.DecodeSection(path, "kafka", &f.Kafka, &s.kafka)...)
-	ds = append(ds, config.DecodeSection(path, "api", &f.API, &s.api)...)
-	ds = append(ds, config.DecodeSection(path, "relay", &f.Relay, &s.relay)...)
-	ds = append(ds, config.DecodeSection(path, "schema_registry", &f.SchemaRegistry, &s.registry)...)
-	s.applyDefaults()
-	if f.Kafka.Kind == 0 || len(s.kafka.Brokers) == 0 {
-		ds.Add(path, nodeOr(&f.Kafka), "", "kafka.brokers", "at least one seed broker is required")
-	}
-	if s.kafka.DeadLetterTopic == "" {
-		ds.Add(path, nodeOr(&f.Kafka), "", "kafka.dead_letter_topic", "required: records that can never be accepted go there")
-	}
-	switch s.kafka.Start {
-	case "", "earliest", "latest":
-	default:
-		ds.Add(path, nodeOr(&f.Kafka), "", "kafka.start", "must be earliest or latest, got "+fmt.Sprintf("%q", s.kafka.Start))
-	}
-	switch strings.ToUpper(s.kafka.SASL.Mechanism) {
-	case "", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
-	default:
-		ds.Add(path, nodeOr(&f.Kafka), "", "kafka.sasl.mechanism", "must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
-	}
-	switch s.api.Isolation {
-	case "", "split", "probe":
-	default:
-		ds.Add(path, nodeOr(&f.API), "", "api.isolation", "must be split or probe")
-	}
-	switch s.relay.LogFormat {
-	case "json", "text":
-	default:
-		ds.Add(path, nodeOr(&f.Relay), "", "relay.log_format", "must be json or text")
-	}
-	if _, err := parseLevel(s.relay.LogLevel); err != nil {
-		ds.Add(path, nodeOr(&f.Relay), "", "relay.log_level", err.Error())
-	}
-	if s.relay.EventAgeMargin < 0 || s.relay.EventAgeMargin >= capi.MaxEventAge {
-		ds.Add(path, nodeOr(&f.Relay), "", "relay.event_age_margin", "must be between 0 and 7 days")
-	}
+	ds := s.sectionDiagnostics(true)
 	mapper, err := mapping.Compile(f, mapping.Options{})
 	if err != nil {
 		var mds config.Diagnostics
@@ -209,12 +172,97 @@ func (s *setup) newAdapter() *mapperAdapter {
 	return a
 }
 
-// nodeOr returns n, or nil for an absent section (position 1:1).
-func nodeOr(n *yaml.Node) *yaml.Node {
-	if n.Kind == 0 {
+// sectionDiagnostics decodes the kafka, api, relay and schema_registry
+// sections strictly and checks their values. With requireRun, what `run`
+// cannot do without (seed brokers, a dead-letter topic) is required; `check`
+// passes false for a section that is absent, so a rules-only file (the
+// examples) checks clean.
+func (s *setup) sectionDiagnostics(requireRun bool) config.Diagnostics {
+	f := s.file
+	path := f.Path
+	// A section with key or type errors is not value-checked: its struct
+	// is not decoded, and "required" errors would only mislead.
+	var ds config.Diagnostics
+	kafkaOK := addAll(&ds, config.DecodeSection(path, "kafka", &f.Kafka, &s.kafka))
+	apiOK := addAll(&ds, config.DecodeSection(path, "api", &f.API, &s.api))
+	relayOK := addAll(&ds, config.DecodeSection(path, "relay", &f.Relay, &s.relay))
+	addAll(&ds, config.DecodeSection(path, "schema_registry", &f.SchemaRegistry, &s.registry))
+	s.applyDefaults()
+	if !kafkaOK || !apiOK || !relayOK {
+		return ds
+	}
+	at := func(sec *yaml.Node, key string) *yaml.Node { return fieldNode(sec, key) }
+	if requireRun || f.Kafka.Kind != 0 {
+		if len(s.kafka.Brokers) == 0 {
+			ds.Add(path, at(&f.Kafka, "brokers"), "", "kafka.brokers", "at least one seed broker is required")
+		}
+		if s.kafka.DeadLetterTopic == "" {
+			ds.Add(path, at(&f.Kafka, "dead_letter_topic"), "", "kafka.dead_letter_topic", "required: records that can never be accepted go there")
+		}
+	}
+	switch s.kafka.Start {
+	case "", "earliest", "latest":
+	default:
+		ds.Add(path, at(&f.Kafka, "start"), "", "kafka.start", fmt.Sprintf("must be earliest or latest, got %q", s.kafka.Start))
+	}
+	if m := s.kafka.SASL.Mechanism; m != "" {
+		switch strings.ToUpper(m) {
+		case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+			if (s.kafka.SASL.PasswordEnv == "") == (s.kafka.SASL.PasswordFile == "") {
+				ds.Add(path, at(&f.Kafka, "sasl"), "", "kafka.sasl", "set exactly one of password_env and password_file")
+			}
+		default:
+			ds.Add(path, at(&f.Kafka, "sasl"), "", "kafka.sasl.mechanism", fmt.Sprintf("must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, got %q", m))
+		}
+	}
+	if f.API.Kind != 0 && (s.api.KeyEnv == "") == (s.api.KeyFile == "") {
+		ds.Add(path, &f.API, "", "api", "set exactly one of key_env and key_file (the API key is never written in the config)")
+	}
+	switch s.api.Isolation {
+	case "", "split", "probe":
+	default:
+		ds.Add(path, at(&f.API, "isolation"), "", "api.isolation", fmt.Sprintf("must be split or probe, got %q", s.api.Isolation))
+	}
+	if s.api.IntegrationSource != "" {
+		if err := capi.CheckIntegrationSource(s.api.IntegrationSource); err != nil {
+			ds.Add(path, at(&f.API, "integration_source"), "", "api.integration_source", err.Error())
+		}
+	}
+	switch s.relay.LogFormat {
+	case "json", "text":
+	default:
+		ds.Add(path, at(&f.Relay, "log_format"), "", "relay.log_format", fmt.Sprintf("must be json or text, got %q", s.relay.LogFormat))
+	}
+	if _, err := parseLevel(s.relay.LogLevel); err != nil {
+		ds.Add(path, at(&f.Relay, "log_level"), "", "relay.log_level", err.Error())
+	}
+	if s.relay.EventAgeMargin < 0 || s.relay.EventAgeMargin >= capi.MaxEventAge {
+		ds.Add(path, at(&f.Relay, "event_age_margin"), "", "relay.event_age_margin", "must be between 0 and 7 days")
+	}
+	if s.relay.MaxBatchEvents < 0 || s.relay.MaxBatchEvents > capi.MaxEventsPerRequest {
+		ds.Add(path, at(&f.Relay, "max_batch_events"), "", "relay.max_batch_events", "must be 1 to 1000")
+	}
+	return ds
+}
+
+// addAll appends more to ds and reports whether more was empty.
+func addAll(ds *config.Diagnostics, more config.Diagnostics) bool {
+	*ds = append(*ds, more...)
+	return len(more) == 0
+}
+
+// fieldNode returns the value node of key in the mapping sec, or sec itself
+// (or nil for an absent section, position 1:1), for diagnostics.
+func fieldNode(sec *yaml.Node, key string) *yaml.Node {
+	if sec.Kind == 0 {
 		return nil
 	}
-	return n
+	for i := 0; i+1 < len(sec.Content); i += 2 {
+		if sec.Content[i].Value == key {
+			return sec.Content[i+1]
+		}
+	}
+	return sec
 }
 
 func parseLevel(s string) (slog.Level, error) {

@@ -161,12 +161,34 @@ func DecodeSection(path, section string, n *yaml.Node, v any) Diagnostics {
 		d := SyntaxError(path, err)
 		d.Field = section
 		d.Message = strings.Replace(d.Message, "YAML syntax: ", "", 1)
-		if d.Line == 1 {
+		// Point at the value the decoder refused: the parser names only
+		// the line, the node on that line has the column and the key.
+		if field, at := findLine(n, section, d.Line); at != nil {
+			d.Field, d.Line, d.Col = field, at.Line, at.Column
+		} else if d.Line == 1 {
 			d.Line, d.Col = n.Line, n.Column
 		}
 		return Diagnostics{d}
 	}
 	return nil
+}
+
+// findLine returns the dotted path and the value node of the first mapping
+// value under n that starts on line.
+func findLine(n *yaml.Node, prefix string, line int) (string, *yaml.Node) {
+	if n.Kind != yaml.MappingNode {
+		return "", nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if v.Line == line && v.Kind == yaml.ScalarNode {
+			return prefix + "." + k.Value, v
+		}
+		if f, at := findLine(v, prefix+"."+k.Value, line); at != nil {
+			return f, at
+		}
+	}
+	return "", nil
 }
 
 var durationType = reflect.TypeOf(time.Duration(0))

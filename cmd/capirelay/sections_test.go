@@ -1,0 +1,67 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// Section errors name file:line:col of the offending key and say why.
+func TestSectionDiagnostics(t *testing.T) {
+	cfg := `kafka:
+  brokers: [localhost:9092]
+  dead_letter_topic: dlq
+  start: oldest
+  sasl: {mechanism: GSSAPI}
+  tls: {ca_fil: x}
+api:
+  key_env: K
+  key_file: /k
+  isolation: bisect
+relay:
+  log_format: xml
+  max_batch_events: 5000
+  linger: soon
+topics:
+  - topic: t
+    format: json
+    rules:
+      - name: r
+        event: {type: lead_created, action_source: offline, id: value.id, timestamp: record}
+`
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	write := func(s string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expect := func(wants ...string) {
+		t.Helper()
+		_, err := parseSetup(path)
+		if err == nil {
+			t.Fatal("want errors")
+		}
+		for _, want := range wants {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("missing %q in:\n%s", want, err)
+			}
+		}
+	}
+	write(cfg)
+	if _, err := parseSetup(path); err != nil && strings.Contains(err.Error(), "seed broker is required") {
+		t.Fatalf("a section with a key error must not also get misleading value errors:\n%s", err)
+	}
+	expect(path+`:6:9: field "kafka.tls": unknown key "ca_fil"`, path+`:14:11: field "relay.linger": cannot unmarshal`)
+	// With the key and type errors fixed, the value checks report.
+	write(strings.NewReplacer("ca_fil", "ca_file", "linger: soon", "linger: 1s").Replace(cfg))
+	expect(
+		path+`:4:10: field "kafka.start": must be earliest or latest, got "oldest"`,
+		path+`:5:9: field "kafka.sasl.mechanism": must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, got "GSSAPI"`,
+		path+`:8:3: field "api": set exactly one of key_env and key_file`,
+		path+`:10:14: field "api.isolation": must be split or probe, got "bisect"`,
+		path+`:12:15: field "relay.log_format": must be json or text, got "xml"`,
+		path+`:13:21: field "relay.max_batch_events": must be 1 to 1000`,
+	)
+}
