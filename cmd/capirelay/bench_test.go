@@ -18,7 +18,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/capirelay/capirelay/consumer"
 	"github.com/capirelay/capirelay/internal/capisim"
 	"github.com/capirelay/capirelay/internal/kafkatest"
 )
@@ -135,22 +134,11 @@ func BenchmarkEndToEndKfake(b *testing.B) {
 				brokers := cluster.ListenAddrs()
 				benchOrders(b, brokers, "orders", n)
 				cfg := benchConfig(b, brokers, "orders", "orders.dlq", "bench", newBenchSim(b, tc.sim), "")
-				s, err := loadSetup(cfg, nil)
-				if err != nil {
-					b.Fatal(err)
-				}
-				relay, err := consumer.New(s.consumerConfig(s.mapper.Topics()), consumer.Deps{Mapper: s.newAdapter(),
-					API: s.client, Validator: s.validator, DefaultPixel: s.api.Pixel, Logger: newLogger(os.Stderr, "text", "error")})
-				if err != nil {
-					b.Fatal(err)
-				}
-				ctx, cancel := context.WithCancel(context.Background())
-				done := make(chan error, 1)
 				var ru0 syscall.Rusage
 				_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
 				b.StartTimer()
 				start := time.Now()
-				go func() { done <- relay.Run(ctx, nil) }()
+				relay, stop := startRelay(b, cfg)
 				for relay.Progress().Settled < int64(n) {
 					time.Sleep(2 * time.Millisecond)
 				}
@@ -158,8 +146,7 @@ func BenchmarkEndToEndKfake(b *testing.B) {
 				b.StopTimer()
 				var ru1 syscall.Rusage
 				_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
-				cancel()
-				<-done
+				stop()
 				cluster.Close()
 				if p := relay.Progress(); p.Accepted != int64(n) {
 					b.Fatalf("accepted %d of %d", p.Accepted, n)

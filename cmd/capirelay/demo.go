@@ -154,10 +154,7 @@ func demo(nOrders, nSignups int, latency, timeout time.Duration, reportPath stri
 
 	// 5. Run the real pipeline.
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	relay, err := consumer.New(s.consumerConfig(s.mapper.Topics()), consumer.Deps{
-		Mapper: s.newAdapter(), API: s.client, Validator: s.validator,
-		DefaultPixel: s.api.Pixel, Logger: logger,
-	})
+	relay, _, err := s.newRelay(logger, nil)
 	if err != nil {
 		return err
 	}

@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"os/signal"
 	"sort"
 	"syscall"
@@ -96,19 +94,8 @@ Flags:`)
 	rep, err := redrive(ctx, s, redriveOptions{group: *group, from: from, to: to, validateOnly: *validateOnly || s.api.ValidateOnly, out: stdout})
 	if rep != nil {
 		printRedriveSummary(stdout, rep)
-		if *reportPath != "" {
-			b, _ := json.MarshalIndent(rep, "", "  ")
-			if werr := os.WriteFile(*reportPath, append(b, '\n'), 0o644); werr != nil {
-				fmt.Fprintln(stderr, werr)
-				return 1
-			}
-		}
 	}
-	if err != nil {
-		fmt.Fprintln(stderr, "dlq redrive:", err)
-		return 1
-	}
-	return 0
+	return finish("dlq redrive", rep != nil, rep, *reportPath, err, stderr)
 }
 
 type redriveOptions struct {

@@ -231,16 +231,22 @@ Flags:`)
 		rps: *rps, deadLetterExpired: *dlExpired, progress: stdout, log: newLogger(stderr, s.relay.LogFormat, "error")})
 	if rep != nil {
 		printReplaySummary(stdout, rep)
-		if *reportPath != "" {
-			b, _ := json.MarshalIndent(rep, "", "  ")
-			if werr := os.WriteFile(*reportPath, append(b, '\n'), 0o644); werr != nil {
-				fmt.Fprintln(stderr, werr)
-				return 1
-			}
+	}
+	return finish("replay", rep != nil, rep, *reportPath, err, stderr)
+}
+
+// finish writes the JSON report (when there is one and a path was given),
+// prints err, and returns the exit code: 1 on any error.
+func finish(what string, haveReport bool, report any, path string, err error, stderr io.Writer) int {
+	if haveReport && path != "" {
+		b, _ := json.MarshalIndent(report, "", "  ")
+		if werr := os.WriteFile(path, append(b, '\n'), 0o644); werr != nil {
+			fmt.Fprintln(stderr, werr)
+			return 1
 		}
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, "replay:", err)
+		fmt.Fprintln(stderr, what+":", err)
 		return 1
 	}
 	return 0

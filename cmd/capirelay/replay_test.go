@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -224,19 +225,8 @@ func TestReplayBesideLiveRelay(t *testing.T) {
 	}
 	e.produceAt(times, jsonValue)
 	cfg := e.config("value.id")
-	s, err := loadSetup(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	relay, err := consumer.New(s.consumerConfig(s.mapper.Topics()), consumer.Deps{Mapper: s.newAdapter(),
-		API: s.client, Validator: s.validator, DefaultPixel: s.api.Pixel, Logger: newLogger(os.Stderr, "text", "error")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- relay.Run(ctx, nil) }()
-	defer func() { cancel(); <-done }()
+	_, stop := startRelay(t, cfg)
+	defer stop()
 	committed := func() map[int32]int64 {
 		offs, err := e.adm.FetchOffsets(context.Background(), e.group)
 		if err != nil {
@@ -295,18 +285,7 @@ func TestDLQRedriveAfterFix(t *testing.T) {
 		return jsonValue(i, ts)
 	})
 	broken := e.config("value.order_id") // the bug: records carry "id"
-	s, err := loadSetup(broken, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	relay, err := consumer.New(s.consumerConfig(s.mapper.Topics()), consumer.Deps{Mapper: s.newAdapter(),
-		API: s.client, Validator: s.validator, DefaultPixel: s.api.Pixel, Logger: newLogger(os.Stderr, "text", "error")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- relay.Run(ctx, nil) }()
+	relay, stop := startRelay(t, broken)
 	deadline := time.Now().Add(30 * time.Second)
 	for relay.Progress().DeadLettered < 4 {
 		if time.Now().After(deadline) {
@@ -314,8 +293,7 @@ func TestDLQRedriveAfterFix(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	cancel()
-	<-done
+	stop()
 
 	fixed := e.config("value.id")
 	report := filepath.Join(t.TempDir(), "redrive.json")
@@ -367,4 +345,32 @@ func TestDLQRedriveAfterFix(t *testing.T) {
 	if n := len(e.sim.Events()); n != 3 {
 		t.Fatalf("second redrive changed accepted events: %d", n)
 	}
+}
+
+// startRelay runs the live relay of the config file in this process; stop
+// drains it and waits for it to return.
+func startRelay(tb testing.TB, cfgPath string) (*consumer.Relay, func()) {
+	tb.Helper()
+	s, err := loadSetup(cfgPath, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	relay, _, err := s.newRelay(newLogger(os.Stderr, "text", "error"), nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- relay.Run(ctx, nil) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				tb.Errorf("relay: %v", err)
+			}
+		})
+	}
+	tb.Cleanup(stop)
+	return relay, stop
 }

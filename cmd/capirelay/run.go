@@ -86,11 +86,7 @@ Flags:`)
 		forceStop()
 	}()
 
-	adapter := s.newAdapter()
-	relay, err := consumer.New(s.consumerConfig(s.mapper.Topics()), consumer.Deps{
-		Mapper: adapter, API: s.client, Validator: s.validator,
-		DefaultPixel: s.api.Pixel, ValidateOnly: s.api.ValidateOnly, Logger: logger, Metrics: metrics,
-	})
+	relay, adapter, err := s.newRelay(logger, metrics)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

@@ -165,6 +165,18 @@ func (s *setup) hasAvro() bool {
 	return false
 }
 
+// newRelay builds the live relay of this setup: the consumer group over
+// every topic of the rules. It returns the mapper adapter too, for rule
+// reloads.
+func (s *setup) newRelay(logger *slog.Logger, m *consumer.Metrics) (*consumer.Relay, *mapperAdapter, error) {
+	a := s.newAdapter()
+	r, err := consumer.New(s.consumerConfig(s.mapper.Topics()), consumer.Deps{
+		Mapper: a, API: s.client, Validator: s.validator, DefaultPixel: s.api.Pixel,
+		ValidateOnly: s.api.ValidateOnly, Logger: logger, Metrics: m,
+	})
+	return r, a, err
+}
+
 // newAdapter returns the relay's mapper for this setup.
 func (s *setup) newAdapter() *mapperAdapter {
 	a := newMapperAdapter(s.mapper)
