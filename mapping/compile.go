@@ -19,7 +19,11 @@ type Diagnostic = config.Diagnostic
 
 // Formats a topic can have.
 const (
+	// FormatJSON: the value is a JSON document; Map decodes it.
 	FormatJSON = "json"
+	// FormatAvro: the value is Avro in the Confluent wire format; the caller
+	// decodes it (schemas.Decoder) and calls MapValue. See AvroTopic.
+	FormatAvro = "avro"
 )
 
 // outKind is what a field wants from its expression, for the static type check
@@ -102,7 +106,8 @@ type topic struct {
 	hasher      *capi.Hasher
 	dropInvalid bool
 	rules       []*rule
-	need        *need // keys the rules read; nil: decode everything
+	need        *need      // keys the rules read; nil: decode everything
+	avro        *AvroTopic // nil unless format avro
 }
 
 // Mapper turns records into events with the compiled rules of a config file.
@@ -151,6 +156,10 @@ type compiler struct {
 	eachExpr   bool     // compiling contents.each: a plain chain is not a whole-value read
 	itemPrefix []string // the each chain while compiling item fields; nil: not a plain chain
 	inItem     bool
+
+	opts  Options
+	sites *[]site // the expressions of the topic being compiled, for the schema check; nil: not recorded
+	each  int     // index in sites of the contents.each being compiled (-1: none)
 }
 
 // Compile compiles the topics section of file. On any error it returns a
@@ -168,7 +177,7 @@ func Compile(file *config.File, opts Options) (*Mapper, error) {
 	if h == nil {
 		h = &capi.Hasher{}
 	}
-	c := &compiler{file: file.Path, env: env, itemEnvs: map[string]*cel.Env{}, hasher: h}
+	c := &compiler{file: file.Path, env: env, itemEnvs: map[string]*cel.Env{}, hasher: h, opts: opts, each: -1}
 	m := &Mapper{file: file.Path, topics: map[string]*topic{}}
 	tn := &file.Topics
 	switch {
@@ -297,7 +306,7 @@ func (c *compiler) scalar(n *yaml.Node, field string) (string, bool) {
 
 func (c *compiler) topic(n *yaml.Node, ruleNames map[string]bool) *topic {
 	c.rule = ""
-	f := c.fields(n, "", "topic", "format", "identity", "rules")
+	f := c.fields(n, "", "topic", "format", "schema", "subject", "identity", "rules")
 	e, ok := f["topic"]
 	if !ok {
 		c.errf(n, "", "topic entry without a `topic:` name")
@@ -312,17 +321,24 @@ func (c *compiler) topic(n *yaml.Node, ruleNames map[string]bool) *topic {
 		if v, ok := c.scalar(e.v, "format"); ok {
 			switch v {
 			case FormatJSON:
-			case "avro":
-				c.errf(e.v, "format", "format avro is not supported yet (it arrives with the Schema Registry); use json")
+			case FormatAvro:
+				t.format = FormatAvro
+				t.avro = &AvroTopic{Topic: name, Subject: name + "-value"}
 			default:
-				c.errf(e.v, "format", "unknown format "+strconv.Quote(v)+" (supported: json)")
+				c.errf(e.v, "format", "unknown format "+strconv.Quote(v)+" (supported: json, avro)")
 			}
 		}
 	}
+	c.avroKeys(f, t)
 	if e, ok := f["identity"]; ok {
 		c.identity(e.v, t)
 	}
 	c.need = &need{}
+	c.sites = nil
+	var sites []site
+	if t.avro != nil && c.opts.Schemas != nil {
+		c.sites = &sites
+	}
 	e, ok = f["rules"]
 	if !ok || e.v.Kind != yaml.SequenceNode || len(e.v.Content) == 0 {
 		at := n
@@ -340,6 +356,10 @@ func (c *compiler) topic(n *yaml.Node, ruleNames map[string]bool) *topic {
 	c.rule = ""
 	if !c.need.all {
 		t.need = c.need
+	}
+	if c.sites != nil {
+		c.sites = nil
+		c.checkSchemas(t, f, sites)
 	}
 	return t
 }
@@ -642,6 +662,10 @@ func (c *compiler) contents(n *yaml.Node, eventCurrency bool) *contentsSpec {
 	c.eachExpr = true
 	x := c.expr(e.v, "data.contents.each", wantList)
 	c.eachExpr = false
+	c.each = -1
+	if c.sites != nil && x.ast != nil {
+		c.each = len(*c.sites) - 1
+	}
 	cs.each = x.node
 	cs.as = "item"
 	if e, ok := f["as"]; ok {
@@ -669,7 +693,7 @@ func (c *compiler) contents(n *yaml.Node, eventCurrency bool) *contentsSpec {
 	prev := c.env
 	c.env = c.itemEnv(cs.as)
 	cs.fields = c.contentFields(e.v, eventCurrency)
-	c.env, c.inItem, c.itemPrefix = prev, false, nil
+	c.env, c.inItem, c.itemPrefix, c.each = prev, false, nil, -1
 	return cs
 }
 
@@ -779,6 +803,13 @@ func (c *compiler) expr(n *yaml.Node, field string, want outKind) expr {
 	}
 	if msg := typeCheck(a.OutputType(), want); msg != "" {
 		c.errf(n, field, msg)
+	}
+	if c.sites != nil {
+		st := site{n: n, rule: c.rule, field: field, src: src, want: want, ast: a, each: -1}
+		if c.inItem {
+			st.each, st.item = c.each, c.itemName()
+		}
+		*c.sites = append(*c.sites, st)
 	}
 	e := a.NativeRep().Expr()
 	c.collectNeeds(e)

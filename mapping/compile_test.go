@@ -66,8 +66,10 @@ func TestCompileErrors(t *testing.T) {
 			[]string{`test.yaml:7:`, `field "id": CEL: Syntax error`}},
 		{"when not bool", "topics:\n  - topic: t\n    rules:\n      - name: r\n        when: value.s + \"x\"\n        event:\n" + indentLines(validEvent, "          "),
 			[]string{`test.yaml:5:15: rule "r" field "when": must give a bool, this expression gives string`}},
-		{"avro not yet", "topics:\n  - topic: t\n    format: avro\n    rules:\n      - name: r\n        event:\n" + indentLines(validEvent, "          "),
-			[]string{`test.yaml:3:13: field "format": format avro is not supported yet`}},
+		{"schema on a json topic", "topics:\n  - topic: t\n    schema: a.avsc\n    rules:\n      - name: r\n        event:\n" + indentLines(validEvent, "          "),
+			[]string{`test.yaml:3:5: field "schema": schema is allowed only for ` + "`format: avro`"}},
+		{"bad schema list", "topics:\n  - topic: t\n    format: avro\n    schema: {a: b}\n    rules:\n      - name: r\n        event:\n" + indentLines(validEvent, "          "),
+			[]string{`test.yaml:4:13: field "schema": must be a .avsc file name, or a list of them`}},
 		{"unknown format", "topics:\n  - topic: t\n    format: xml\n    rules:\n      - name: r\n        event:\n" + indentLines(validEvent, "          "),
 			[]string{`unknown format "xml"`}},
 		{"duplicate rule and topic", "topics:\n  - topic: t\n    rules:\n      - name: r\n        event:\n" + indentLines(validEvent, "          ") +

@@ -34,9 +34,19 @@ func argVal(v ref.Val) (val, ref.Val) {
 }
 
 // newEnv returns the CEL environment of record expressions.
-func newEnv() (*cel.Env, error) {
-	return cel.NewEnv(
-		cel.Variable(varValue, cel.DynType),
+func newEnv() (*cel.Env, error) { return newEnvFor(cel.DynType, nil) }
+
+// newEnvFor returns the CEL environment of record expressions with value of
+// type valueType (dyn at run time; an Avro record's object type when the
+// rules are type-checked against a schema, see schemacheck.go), with the
+// type provider p (nil: CEL's default).
+func newEnvFor(valueType *cel.Type, p types.Provider) (*cel.Env, error) {
+	var opts []cel.EnvOption
+	if p != nil {
+		opts = append(opts, cel.CustomTypeProvider(p)) // must come first
+	}
+	opts = append(opts,
+		cel.Variable(varValue, valueType),
 		cel.Variable(varKey, cel.StringType),
 		cel.Variable(varHeaders, cel.MapType(cel.StringType, cel.StringType)),
 		cel.Variable(varTopic, cel.StringType),
@@ -77,7 +87,12 @@ func newEnv() (*cel.Env, error) {
 						return celErr(err)
 					}
 					return types.Timestamp{Time: t}
-				}))),
+				})),
+			// A timestamp (an Avro timestamp-millis field) is returned as
+			// is, so that one rule reads a JSON string and an Avro
+			// timestamp alike.
+			cel.Overload("time_rfc3339_timestamp", []*cel.Type{cel.TimestampType}, cel.TimestampType,
+				cel.UnaryBinding(func(t ref.Val) ref.Val { return t }))),
 		epochFunc("time.epoch_seconds", 1),
 		epochFunc("time.epoch_millis", 1e3),
 		epochFunc("time.epoch_micros", 1e6),
@@ -96,6 +111,7 @@ func newEnv() (*cel.Env, error) {
 					return types.String(sha256Hex(string(s.(types.String))))
 				}))),
 	)
+	return cel.NewEnv(opts...)
 }
 
 func epochFunc(name string, perSecond int64) cel.EnvOption {
@@ -108,6 +124,9 @@ func epochFunc(name string, perSecond int64) cel.EnvOption {
 				}
 				if v.missing() {
 					return types.NewErrFromString("no such key: " + name + " argument is null")
+				}
+				if ts, ok := x.(types.Timestamp); ok {
+					return ts // already a timestamp (Avro): returned as is
 				}
 				t, err := epochTime(name, v, perSecond)
 				if err != nil {
@@ -141,14 +160,19 @@ func nativeHelper(fn string) (func(a0, a1 val) (val, error), int, bool) {
 			case kString:
 				t, err := parseRFC3339(a0.s)
 				return val{k: kTime, n: t.UnixMilli()}, err
+			case kTime:
+				return a0, nil
 			}
-			return val{}, errorString("time.rfc3339: want a string, got " + a0.typeName())
+			return val{}, errorString("time.rfc3339: want a string (or a timestamp), got " + a0.typeName())
 		}, 1, true
 	case "time.epoch_seconds", "time.epoch_millis", "time.epoch_micros":
 		per := map[string]int64{"time.epoch_seconds": 1, "time.epoch_millis": 1e3, "time.epoch_micros": 1e6}[fn]
 		return func(a0, a1 val) (val, error) {
 			if a0.missing() {
 				return val{}, nil
+			}
+			if a0.k == kTime {
+				return a0, nil // already a timestamp (Avro): returned as is
 			}
 			t, err := epochTime(fn, a0, per)
 			return val{k: kTime, n: t.UnixMilli()}, err

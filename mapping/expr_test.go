@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"cel.dev/cel-go/cel"
 )
@@ -19,6 +20,8 @@ var sampleValue = map[string]any{
 	"url":   "https://x.example/p?q=1",
 	"at":    "2026-03-19T04:00:00Z",
 	"secs":  int64(1773892800),
+	"ts":    testTime.Add(123456 * time.Microsecond), // an Avro timestamp
+	"bin":   []byte("ab"),                            // Avro bytes
 	"obj":   map[string]any{"a": "b", "n": nil, "deep": map[string]any{"k": "v"}},
 	"list":  []any{"x", "y"},
 	"items": []any{map[string]any{"sku": "a"}, map[string]any{"sku": "b"}},

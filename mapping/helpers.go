@@ -216,7 +216,7 @@ func epochTime(fn string, x val, perSecond int64) (time.Time, error) {
 	case kString:
 		return parseEpochDecimal(fn, x.s, perSecond)
 	}
-	return time.Time{}, errors.New(fn + ": want an integer or a numeric string, got " + x.typeName())
+	return time.Time{}, errors.New(fn + ": want an integer or a numeric string (or a timestamp), got " + x.typeName())
 }
 
 func parseEpochDecimal(fn, s string, perSecond int64) (time.Time, error) {

@@ -24,6 +24,10 @@ import (
 //
 // Map does not validate the events with capi.Validator and does not check the
 // time window: the caller does. Map is safe for concurrent use.
+//
+// Map decodes JSON only: for a `format: avro` topic it returns an error (not
+// a *MapError: calling it is a programming error, not a bad record); decode
+// the value with schemas.Decoder and call MapValue (see Avro).
 func (m *Mapper) Map(rec *Record, dst []Output) ([]Output, error) {
 	t := m.topics[rec.Topic]
 	if t == nil {
@@ -31,6 +35,9 @@ func (m *Mapper) Map(rec *Record, dst []Output) ([]Output, error) {
 	}
 	if len(rec.Value) == 0 {
 		return dst, nil
+	}
+	if t.avro != nil {
+		return dst, errAvroMap(rec.Topic)
 	}
 	v, err := decodeJSON(rec.Value, t.need)
 	if err != nil {
@@ -41,12 +48,18 @@ func (m *Mapper) Map(rec *Record, dst []Output) ([]Output, error) {
 
 // MapValue is Map for a value already decoded (by the Avro decoder, for
 // example): value is a tree of map[string]any, []any, string, bool, nil,
-// int64 (or int, int32), float64, json.Number and time.Time (a timestamp).
-// rec.Value is not read. value is not modified and may be shared.
+// int64 (or int, int32), float64, json.Number, []byte and time.Time (a
+// timestamp): the tree schemas.Decoder returns. A key that is missing (an
+// Avro null) is absent to the rules, exactly as for JSON. rec.Value is not
+// read. value is not modified and may be shared. A nil value (a tombstone)
+// gives no events.
 func (m *Mapper) MapValue(rec *Record, value any, dst []Output) ([]Output, error) {
 	t := m.topics[rec.Topic]
 	if t == nil {
 		return dst, m.noTopic(rec)
+	}
+	if value == nil {
+		return dst, nil
 	}
 	return m.apply(t, rec, value, dst)
 }

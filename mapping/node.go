@@ -301,6 +301,22 @@ func (n *logicNode) eval(c *ectx) (val, error) {
 	return b, nil
 }
 
+// condNode is cond ? a : b (one rule for two schema versions:
+// has(value.total) ? money.minor(value.total, value.currency) : value.total_cents).
+// A failing or absent condition gives its error or absent, as in CEL.
+type condNode struct{ cond, a, b node }
+
+func (n *condNode) eval(c *ectx) (val, error) {
+	v, err := evalBool(n.cond, c)
+	if err != nil || v.k != kBool {
+		return v, err
+	}
+	if v.n == 1 {
+		return n.a.eval(c)
+	}
+	return n.b.eval(c)
+}
+
 // evalBool evaluates n and reports a non-bool, non-absent result as an error.
 func evalBool(n node, c *ectx) (val, error) {
 	v, err := n.eval(c)
@@ -393,6 +409,12 @@ func nativeNode(e ast.Expr, item string) node {
 				return nil
 			}
 			return &logicNode{op: fn[1:3], a: a, b: b}
+		case "_?_:_":
+			cond, a, b := nativeNode(args[0], item), nativeNode(args[1], item), nativeNode(args[2], item)
+			if cond == nil || a == nil || b == nil {
+				return nil
+			}
+			return &condNode{cond: cond, a: a, b: b}
 		case "!_":
 			a := nativeNode(args[0], item)
 			if a == nil {

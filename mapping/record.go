@@ -94,4 +94,13 @@ type Options struct {
 	// capi.Hasher (default pre-hashed policies). A topic's
 	// `identity.prehashed` settings override its policies for that topic.
 	Hasher *capi.Hasher
+	// Schemas, when not nil, resolves the schemas of each `format: avro`
+	// topic (its local `schema:` files, or the versions of its registry
+	// subject); Compile then type-checks every expression of the topic
+	// against every version returned (see SchemaVersion), and reports an
+	// error returned by Schemas at the topic's schema (or subject, or
+	// format) key. `capirelay check` and `capirelay mapping test` set it; the
+	// relay does not (records carry their schema id, and the decoder fetches
+	// the schema).
+	Schemas func(t AvroTopic) ([]SchemaVersion, error)
 }

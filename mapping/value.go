@@ -185,6 +185,8 @@ func toNative(v ref.Val, depth int) (any, error) {
 		return x.Time.UTC().Format(time.RFC3339Nano), nil
 	case types.Duration:
 		return x.Duration.String(), nil
+	case types.Bytes:
+		return []byte(x), nil
 	case *types.Err:
 		return nil, x
 	case *types.Optional:

@@ -29,7 +29,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	m, ok := loadMapper(*path, stderr)
+	m, ok := loadMapper(*path, stderr, checkSchemas)
 	if !ok {
 		return 1
 	}
@@ -45,13 +45,18 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 }
 
 // loadMapper loads and compiles a config file, printing every diagnostic to
-// w on failure.
-func loadMapper(path string, w io.Writer) (*mapping.Mapper, bool) {
+// w on failure. schemas (may be nil) builds the resolver of the Avro topics'
+// schemas (mapping.Options.Schemas) from the loaded file.
+func loadMapper(path string, w io.Writer, schemas func(*config.File) func(mapping.AvroTopic) ([]mapping.SchemaVersion, error)) (*mapping.Mapper, bool) {
 	f, err := config.Load(path)
 	var ds config.Diagnostics
 	if f != nil {
 		// Report the rule errors too when the top level has unknown keys.
-		m, cerr := mapping.Compile(f, mapping.Options{})
+		var opts mapping.Options
+		if schemas != nil {
+			opts.Schemas = schemas(f)
+		}
+		m, cerr := mapping.Compile(f, opts)
 		if err == nil && cerr == nil {
 			return m, true
 		}

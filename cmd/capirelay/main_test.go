@@ -6,6 +6,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/twmb/franz-go/pkg/sr"
+	"github.com/twmb/franz-go/pkg/sr/srfake"
+
+	"github.com/capirelay/capirelay/schemas"
 )
 
 func runCmd(t *testing.T, args ...string) (int, string) {
@@ -254,5 +259,171 @@ func TestRunDispatch(t *testing.T) {
 	}
 	if code, _ := runCmd(t, "mapping", "nope"); code != 2 {
 		t.Errorf("mapping nope: %d", code)
+	}
+}
+
+// avroCheckConfig has an unknown field (value.totl, line 17) and a type
+// mismatch (a string for quantity, line 23); KEY is the schema or subject
+// line, URL the registry.
+const avroCheckConfig = `schema_registry:
+  urls: [URL]
+topics:
+  - topic: shop.orders
+    format: avro
+    KEY
+    rules:
+      - name: order-created
+        when: value.status == "paid"
+        event:
+          type: order_created
+          action_source: web
+          id: value.order_id
+          timestamp: value.created_at
+          source_url: url.origin_path(value.checkout_url)
+          data:
+            amount: value.totl
+            currency: value.currency
+            contents:
+              each: value.items
+              fields:
+                id: item.sku
+                quantity: item.title
+`
+
+func avroCheckFiles(t *testing.T, key, url string) string {
+	t.Helper()
+	v1, err := schemas.Embedded(schemas.OrderV1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2, _ := schemas.Embedded(schemas.OrderV2)
+	cfg := strings.NewReplacer("KEY", key, "URL", url).Replace(avroCheckConfig)
+	dir := writeFiles(t, map[string]string{"config.yaml": cfg, "avro/order.v1.avsc": v1, "avro/order.v2.avsc": v2})
+	return filepath.Join(dir, "config.yaml")
+}
+
+func TestCheckAvro(t *testing.T) {
+	reg := srfake.New()
+	t.Cleanup(reg.Close)
+	for _, f := range []string{schemas.OrderV1, schemas.OrderV2} {
+		text, _ := schemas.Embedded(f)
+		if _, _, err := reg.RegisterSchema("shop.orders-value", sr.Schema{Schema: text, Type: sr.TypeAvro}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name, key, url string
+		want           []string // in order, after the config path
+		wantOK         bool
+	}{
+		{"local schema", "schema: avro/order.v2.avsc", "http://127.0.0.1:1", []string{
+			`:17:26: rule "order-created" field "data.amount": value.totl: no field "totl" in record com.example.shop.Order (schema avro/order.v2.avsc)`,
+			`:23:27: rule "order-created" field "data.contents.quantity": must give an int, this expression gives string (schema avro/order.v2.avsc)`,
+		}, false},
+		{"local schemas, both versions", "schema: [avro/order.v1.avsc, avro/order.v2.avsc]", "http://127.0.0.1:1", []string{
+			`:17:26: rule "order-created" field "data.amount": value.totl: no field "totl" in record com.example.shop.Order`,
+			`(schemas avro/order.v1.avsc, avro/order.v2.avsc)`,
+			`:23:27: rule "order-created" field "data.contents.quantity": must give an int, this expression gives string (schemas avro/order.v1.avsc, avro/order.v2.avsc)`,
+		}, false},
+		{"registry, every version of the subject", "subject: shop.orders-value", reg.URL(), []string{
+			`:17:26: rule "order-created" field "data.amount": value.totl: no field "totl" in record com.example.shop.Order (did you mean "total"?) (subject shop.orders-value versions 1, 2)`,
+			`:23:27: rule "order-created" field "data.contents.quantity": must give an int, this expression gives string (subject shop.orders-value versions 1, 2)`,
+		}, false},
+		{"registry, default subject", "identity: {invalid: error}", reg.URL(), []string{
+			`(subject shop.orders-value versions 1, 2)`,
+		}, false},
+		{"registry unreachable", "subject: shop.orders-value", "http://127.0.0.1:1", []string{
+			`:6:14: field "subject": cannot check the rules against the schema: schema registry http://127.0.0.1:1: versions of subject shop.orders-value:`,
+		}, false},
+		{"unknown subject", "subject: nope-value", reg.URL(), []string{
+			`:6:14: field "subject": cannot check the rules against the schema: schema registry ` + reg.URL() + `: versions of subject nope-value:`,
+		}, false},
+		{"missing local file", "schema: avro/order.v3.avsc", reg.URL(), []string{
+			`:6:13: field "schema": schema avro/order.v3.avsc: open `,
+		}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := avroCheckFiles(t, tt.key, tt.url)
+			code, out := runCmd(t, "check", "--config", cfg)
+			if code != 1 {
+				t.Errorf("exit %d, want 1", code)
+			}
+			rest := out
+			for _, w := range tt.want {
+				i := strings.Index(rest, w)
+				if i < 0 {
+					t.Fatalf("output lacks %q (in order):\n%s", w, out)
+				}
+				rest = rest[i+len(w):]
+			}
+		})
+	}
+	// Fixed, the rules pass against both registered versions.
+	cfg := avroCheckFiles(t, "subject: shop.orders-value", reg.URL())
+	fixed := strings.NewReplacer("value.totl", "'has(value.total) ? money.minor(value.total, value.currency) : value.total_cents'",
+		"item.title", "item.qty").Replace(mustRead(t, cfg))
+	if err := os.WriteFile(cfg, []byte(fixed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := runCmd(t, "check", "--config", cfg); code != 0 || !strings.Contains(out, "OK ") || strings.Contains(out, "warning:") {
+		t.Errorf("fixed rules: exit %d\n%s", code, out)
+	}
+}
+
+func TestMappingTestAvro(t *testing.T) {
+	v2, _ := schemas.Embedded(schemas.OrderV2)
+	cfg := `topics:
+  - topic: o
+    format: avro
+    schema: order.v2.avsc
+    rules:
+      - name: r
+        event:
+          type: lead_created
+          action_source: other
+          id: value.order_id
+          timestamp: value.created_at
+          data: {amount: value.total_cents, currency: value.currency}
+`
+	fixture := `cases:
+  - name: good
+    record:
+      topic: o
+      value: {order_id: a, status: paid, created_at: "2026-03-19T04:00:00.123Z", currency: EUR, total_cents: 5,
+              checkout_url: u, customer: {id: c, email: e}, items: [{sku: s, title: t, qty: 1, unit_price_cents: 5}]}
+    expect:
+      events:
+        - rule: r
+          event: {id: a, type: lead_created, timestamp_ms: 1773892800123, action_source: other, data: {type: customer_action, amount: 5, currency: EUR}}
+  - name: value that does not fit the schema
+    record:
+      topic: o
+      value: {order_id: a, status: paid, created_at: "2026-03-19T04:00:00Z", currency: EUR, total_cents: "5",
+              checkout_url: u, customer: {id: c, email: e}, items: []}
+    expect:
+      error: {contains: 'does not fit order.v2.avsc: value.total_cents: want an int, got the string "5"'}
+  - name: unknown enum symbol
+    record:
+      topic: o
+      value: {order_id: a, status: lost, created_at: 0, currency: EUR, total_cents: 5, checkout_url: u, customer: {id: c, email: e}, items: []}
+    expect:
+      error: {contains: 'value.status: want one of the symbols pending, paid'}
+  - name: schema not of the topic
+    record: {topic: o, schema: order.v9.avsc, value: {}}
+    expect:
+      error: {contains: 'record.schema "order.v9.avsc" is not one of the topic'}
+`
+	dir := writeFiles(t, map[string]string{"config.yaml": cfg, "order.v2.avsc": v2, "fixtures/a.yaml": fixture})
+	code, out := runCmd(t, "mapping", "test", "--config", filepath.Join(dir, "config.yaml"))
+	if code != 0 || !strings.Contains(out, "4 passed, 0 failed") {
+		t.Errorf("exit %d\n%s", code, out)
+	}
+	// Without a local schema, the cases of the topic fail clearly.
+	noSchema := strings.Replace(cfg, "    schema: order.v2.avsc\n", "", 1)
+	dir = writeFiles(t, map[string]string{"config.yaml": noSchema, "fixtures/a.yaml": fixture})
+	code, out = runCmd(t, "mapping", "test", "--config", filepath.Join(dir, "config.yaml"))
+	if code != 1 || !strings.Contains(out, "names no local `schema:` file") {
+		t.Errorf("no schema: exit %d\n%s", code, out)
 	}
 }

@@ -60,7 +60,7 @@ func runMappingTest(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	m, ok := loadMapper(*path, stderr)
+	m, ok := loadMapper(*path, stderr, testSchemas)
 	if !ok {
 		return 1
 	}
@@ -96,6 +96,7 @@ type fixtureCase struct {
 	name   string
 	line   int
 	rec    mapping.Record
+	schema string // record.schema: the schema file of an Avro topic's value ("": the topic's last)
 	now    time.Time
 	expect *yaml.Node // the value of `expect` (nil when missing)
 	caseN  *yaml.Node
@@ -123,7 +124,7 @@ func testFixtureFile(m *mapping.Mapper, path string, update bool, out io.Writer)
 	changed := false
 	for _, c := range cases {
 		where := fmt.Sprintf("%s:%d: %s", path, c.line, c.name)
-		got, gotErr := mapCase(m, &c.rec)
+		got, gotErr := mapCase(m, c)
 		if c.expect == nil && !update {
 			continue // reported by parseFixture
 		}
@@ -161,10 +162,13 @@ func indent(s string) string {
 	return "    " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n    ")
 }
 
-// mapCase maps the record; the outputs are encoded as the fixture JSON form:
-// [{"rule":..., "pixel":..., "event": {...}}].
-func mapCase(m *mapping.Mapper, rec *mapping.Record) ([]mapping.Output, error) {
-	return m.Map(rec, nil)
+// mapCase maps the case's record: a JSON topic's value with Map, an Avro
+// topic's value through the Avro encoder and decoder (mapAvroCase).
+func mapCase(m *mapping.Mapper, c *fixtureCase) ([]mapping.Output, error) {
+	if a, ok := m.Avro(c.rec.Topic); ok {
+		return mapAvroCase(m, a, c.schema, &c.rec)
+	}
+	return m.Map(&c.rec, nil)
 }
 
 func outputsJSON(outs []mapping.Output) []byte {
@@ -344,7 +348,7 @@ func parseFixture(path string, doc *yaml.Node, update bool) ([]*fixtureCase, con
 			ds.Add(path, n, "", "", "case "+strconv.Quote(c.name)+" has no record")
 			continue
 		}
-		if !parseRecord(path, f["record"], &c.rec, &ds) {
+		if !parseRecord(path, f["record"], &c.rec, &c.schema, &ds) {
 			continue
 		}
 		if c.expect != nil {
@@ -396,9 +400,12 @@ func strictFields(path string, n *yaml.Node, ds *config.Diagnostics, allowed ...
 	return out
 }
 
-func parseRecord(path string, n *yaml.Node, rec *mapping.Record, ds *config.Diagnostics) bool {
+func parseRecord(path string, n *yaml.Node, rec *mapping.Record, schema *string, ds *config.Diagnostics) bool {
 	before := len(*ds)
-	f := strictFields(path, n, ds, "topic", "partition", "offset", "key", "headers", "timestamp", "value", "value_json")
+	f := strictFields(path, n, ds, "topic", "partition", "offset", "key", "headers", "timestamp", "value", "value_json", "schema")
+	if s := f["schema"]; s != nil {
+		*schema = s.Value
+	}
 	if t := f["topic"]; t != nil {
 		rec.Topic = t.Value
 	} else {
