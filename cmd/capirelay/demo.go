@@ -22,11 +22,14 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
+	"github.com/twmb/franz-go/pkg/sr/srfake"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/capirelay/capirelay/consumer"
 	"github.com/capirelay/capirelay/deploy/examples"
 	"github.com/capirelay/capirelay/internal/capisim"
+	"github.com/capirelay/capirelay/schemas"
 )
 
 func init() {
@@ -36,6 +39,7 @@ func init() {
 const (
 	demoOrders   = "shop.orders"
 	demoSignups  = "accounts.signups"
+	demoAvro     = "shop.orders.avro"
 	demoDLQ      = "capirelay.dlq"
 	demoPixel    = "px_demo"
 	demoKeyEnv   = "CAPIRELAY_DEMO_API_KEY"
@@ -68,8 +72,9 @@ type expectation struct {
 func runDemo(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	orders := fs.Int("orders", 20000, "orders to produce")
-	signups := fs.Int("signups", 5000, "signups to produce")
+	orders := fs.Int("orders", 50000, "orders to produce")
+	signups := fs.Int("signups", 10000, "signups to produce")
+	avroOrders := fs.Int("avro-orders", 10000, "Avro orders to produce (schema versions 1 and 2, through the in-process Schema Registry)")
 	report := fs.String("report", "", "write the summary as JSON to this file")
 	latency := fs.Duration("latency", 0, "simulated API latency per request")
 	timeout := fs.Duration("timeout", 5*time.Minute, "give up if the backlog is not settled by then")
@@ -77,8 +82,10 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, `usage: capirelay demo [flags]
 
 Runs the real pipeline on an embedded default: an in-process Kafka (kfake), an
-in-process Conversions API simulator, the example rules of deploy/examples
-(web-shop and signups), realistic orders and signups with a few bad records
+in-process Schema Registry (srfake), an in-process Conversions API simulator,
+the example rules of deploy/examples (web-shop, signups and avro-orders),
+realistic orders, signups and Avro orders (two schema versions interleaved)
+with a few bad records
 among them, live progress, and a summary that reconciles what was produced
 with what the simulator accepted and what was dead-lettered ("lost: 0").
 
@@ -88,18 +95,18 @@ Flags:`)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if err := demo(*orders, *signups, *latency, *timeout, *report, stdout); err != nil {
+	if err := demo(*orders, *signups, *avroOrders, *latency, *timeout, *report, stdout); err != nil {
 		fmt.Fprintln(stderr, "demo:", err)
 		return 1
 	}
 	return 0
 }
 
-func demo(nOrders, nSignups int, latency, timeout time.Duration, reportPath string, out io.Writer) error {
+func demo(nOrders, nSignups, nAvro int, latency, timeout time.Duration, reportPath string, out io.Writer) error {
 	ctx := context.Background()
 	// 1. In-process Kafka.
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1),
-		kfake.SeedTopics(6, demoOrders), kfake.SeedTopics(3, demoSignups), kfake.SeedTopics(1, demoDLQ))
+		kfake.SeedTopics(6, demoOrders), kfake.SeedTopics(3, demoSignups), kfake.SeedTopics(3, demoAvro), kfake.SeedTopics(1, demoDLQ))
 	if err != nil {
 		return fmt.Errorf("start kfake: %w", err)
 	}
@@ -130,7 +137,14 @@ func demo(nOrders, nSignups int, latency, timeout time.Duration, reportPath stri
 	}
 	defer os.RemoveAll(dir)
 	cfgPath := filepath.Join(dir, "config.yaml")
-	if err := writeDemoConfig(cfgPath, brokers, "http://"+ln.Addr().String()); err != nil {
+	// 3b. In-process Schema Registry with both versions of the Avro order.
+	reg := srfake.New()
+	defer reg.Close()
+	avro, err := registerDemoSchemas(reg, demoAvro+"-value")
+	if err != nil {
+		return err
+	}
+	if err := writeDemoConfig(cfgPath, brokers, "http://"+ln.Addr().String(), reg.URL()); err != nil {
 		return err
 	}
 	os.Setenv(demoKeyEnv, key)
@@ -141,8 +155,9 @@ func demo(nOrders, nSignups int, latency, timeout time.Duration, reportPath stri
 
 	// 4. Produce the records.
 	fmt.Fprintf(out, "capirelay demo: in-process Kafka %s, API simulator %s\n", brokers[0], ln.Addr())
-	fmt.Fprintf(out, "producing %d orders to %s and %d signups to %s (with a few bad records)...\n", nOrders, demoOrders, nSignups, demoSignups)
-	expect, byTopic, err := produceDemo(ctx, brokers, nOrders, nSignups)
+	fmt.Fprintf(out, "producing %d orders to %s, %d signups to %s and %d Avro orders (schema v1 and v2) to %s, with a few bad records...\n",
+		nOrders, demoOrders, nSignups, demoSignups, nAvro, demoAvro)
+	expect, byTopic, err := produceDemo(ctx, brokers, nOrders, nSignups, nAvro, avro)
 	if err != nil {
 		return err
 	}
@@ -240,9 +255,9 @@ func isTerminal(w io.Writer) bool {
 
 // writeDemoConfig writes a config whose topics are the web-shop and signups
 // examples' and whose other sections point at the in-process services.
-func writeDemoConfig(path string, brokers []string, apiURL string) error {
+func writeDemoConfig(path string, brokers []string, apiURL, registryURL string) error {
 	var topics []*yaml.Node
-	for _, name := range []string{"web-shop", "signups"} {
+	for _, name := range []string{"web-shop", "signups", "avro-orders"} {
 		b, err := examples.FS.ReadFile(name + "/config.yaml")
 		if err != nil {
 			return err
@@ -253,8 +268,14 @@ func writeDemoConfig(path string, brokers []string, apiURL string) error {
 		}
 		root := doc.Content[0]
 		for i := 0; i+1 < len(root.Content); i += 2 {
-			if root.Content[i].Value == "topics" {
-				topics = append(topics, root.Content[i+1].Content...)
+			if root.Content[i].Value != "topics" {
+				continue
+			}
+			for _, t := range root.Content[i+1].Content {
+				if name == "avro-orders" {
+					retopicAvro(t, demoAvro, demoAvro+"-value")
+				}
+				topics = append(topics, t)
 			}
 		}
 	}
@@ -266,11 +287,41 @@ func writeDemoConfig(path string, brokers []string, apiURL string) error {
 	fmt.Fprintf(&b, "# Written by capirelay demo.\nkafka:\n  brokers: [%s]\n  group: capirelay-demo\n  dead_letter_topic: %s\n", strings.Join(brokers, ", "), demoDLQ)
 	fmt.Fprintf(&b, "api:\n  base_url: %s\n  key_env: %s\n  pixel: %s\n  initial_backoff: 50ms\n  max_backoff: 1s\n", apiURL, demoKeyEnv, demoPixel)
 	fmt.Fprintf(&b, "relay:\n  linger: 50ms\n  commit_interval: 200ms\n  listen: \"off\"\n")
+	fmt.Fprintf(&b, "schema_registry:\n  urls: [%s]\n", registryURL)
 	b.WriteString("topics:\n")
 	for _, line := range strings.Split(strings.TrimRight(string(tb), "\n"), "\n") {
 		b.WriteString("  " + line + "\n")
 	}
 	return os.WriteFile(path, []byte(b.String()), 0o600)
+}
+
+// retopicAvro points an avro topic entry at topic and subject, drops its
+// local schema files (the relay reads each record's schema by id from the
+// registry) and suffixes its rule names with "-avro" (rule names are unique
+// in a file, and the JSON web-shop example uses the same ones).
+func retopicAvro(t *yaml.Node, topic, subject string) {
+	var keep []*yaml.Node
+	for i := 0; i+1 < len(t.Content); i += 2 {
+		k, v := t.Content[i], t.Content[i+1]
+		switch k.Value {
+		case "schema":
+			continue
+		case "topic":
+			v.Value = topic
+		case "subject":
+			v.Value = subject
+		case "rules":
+			for _, r := range v.Content {
+				for j := 0; j+1 < len(r.Content); j += 2 {
+					if r.Content[j].Value == "name" {
+						r.Content[j+1].Value += "-avro"
+					}
+				}
+			}
+		}
+		keep = append(keep, k, v)
+	}
+	t.Content = keep
 }
 
 type tpo struct {
@@ -280,7 +331,7 @@ type tpo struct {
 }
 
 // produceDemo produces the demo records and returns what each must become.
-func produceDemo(ctx context.Context, brokers []string, nOrders, nSignups int) (map[tpo]expectation, map[string]int64, error) {
+func produceDemo(ctx context.Context, brokers []string, nOrders, nSignups, nAvro int, avro *demoSchemas) (map[tpo]expectation, map[string]int64, error) {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ProducerLinger(5*time.Millisecond))
 	if err != nil {
 		return nil, nil, err
@@ -352,6 +403,33 @@ func produceDemo(ctx context.Context, brokers []string, nOrders, nSignups int) (
 		}
 		add(demoSignups, strconv.Itoa(uid), v, exp)
 	}
+	for i := 0; i < nAvro; i++ {
+		id := fmt.Sprintf("avro_%06d", i)
+		o := demoOrder(rng, id, now.Add(-time.Duration(rng.IntN(3600))*time.Second), 1+rng.IntN(3))
+		exp := expectation{}
+		if o["status"] == "paid" {
+			exp.events = []string{"order_created/" + id}
+		}
+		var b []byte
+		var err error
+		switch {
+		case i == nAvro/2:
+			// A schema id the registry does not know: a bad record.
+			b, err = encodeAvro(avro.v1, 424242, o)
+			exp = expectation{class: consumer.ClassDecode}
+		case i%2 == 0:
+			b, err = encodeAvro(avro.v1, avro.id1, o)
+		default:
+			var o2 map[string]any
+			if o2, err = orderV2(o); err == nil {
+				b, err = encodeAvro(avro.v2, avro.id2, o2)
+			}
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("encode avro order: %w", err)
+		}
+		add(demoAvro, id, b, exp)
+	}
 	rs := make([]*kgo.Record, len(recs))
 	for i := range recs {
 		rs[i] = recs[i].rec
@@ -401,6 +479,36 @@ func demoOrder(rng *mrand.Rand, id string, created time.Time, nItems int) map[st
 		"client": map[string]any{"ip": fmt.Sprintf("203.0.113.%d", rng.IntN(250)+1), "user_agent": "Mozilla/5.0"},
 		"items":  items,
 	}
+}
+
+// demoSchemas are the Avro order schemas registered for the demo.
+type demoSchemas struct {
+	v1, v2   *schemas.Schema
+	id1, id2 int
+}
+
+func registerDemoSchemas(reg *srfake.Registry, subject string) (*demoSchemas, error) {
+	d := &demoSchemas{}
+	for i, name := range []string{schemas.OrderV1, schemas.OrderV2} {
+		text, err := schemas.Embedded(name)
+		if err != nil {
+			return nil, err
+		}
+		id, _, err := reg.RegisterSchema(subject, sr.Schema{Schema: text, Type: sr.TypeAvro})
+		if err != nil {
+			return nil, fmt.Errorf("register %s: %w", name, err)
+		}
+		s, err := schemas.ParseSchema(text)
+		if err != nil {
+			return nil, err
+		}
+		if i == 0 {
+			d.v1, d.id1 = s, id
+		} else {
+			d.v2, d.id2 = s, id
+		}
+	}
+	return d, nil
 }
 
 // reconcile checks every produced record against the simulator's accepted

@@ -383,13 +383,13 @@ func (a *mapperAdapter) mapAvro(m *mapping.Mapper, r *kgo.Record) ([]mapping.Out
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	value, id, err := a.decoder.Decode(ctx, r.Value)
+	value, _, err := a.decoder.Decode(ctx, r.Value)
 	if err != nil {
 		if errors.Is(err, schemas.ErrTransient) {
 			return a.outs[:0], fmt.Errorf("%s/%d@%d: schema registry: %w (%w)", r.Topic, r.Partition, r.Offset, err, consumer.ErrTransient)
 		}
 		return a.outs[:0], &consumer.RecordError{Class: consumer.ClassDecode,
-			Err: fmt.Errorf("%s/%d@%d: avro (schema id %d): %w", r.Topic, r.Partition, r.Offset, id, err)}
+			Err: fmt.Errorf("%s/%d@%d: %w", r.Topic, r.Partition, r.Offset, err)}
 	}
 	return m.MapValue(&a.rec, value, a.outs[:0])
 }
