@@ -2,7 +2,6 @@ package capi
 
 import (
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"strings"
 	"unicode"
@@ -93,19 +92,55 @@ var (
 //
 // An input that is already 64 hex characters is handled per PolicyFor.
 func (h *Hasher) Hash(f IdentityField, raw string) (string, error) {
-	if looksHashed(raw) {
-		switch h.PolicyFor(f) {
-		case PrehashedAccept:
-			return strings.ToLower(strings.TrimSpace(raw)), nil
-		case PrehashedReject:
-			return "", ErrPrehashed
-		}
-	}
-	norm, err := Normalize(f, raw)
+	var buf [64]byte
+	out, err := h.AppendHash(buf[:0], f, raw)
 	if err != nil {
 		return "", err
 	}
-	return SHA256Hex(norm), nil
+	return string(out), nil
+}
+
+// AppendHash is Hash appending the 64 lowercase hex characters to dst: the
+// same result without allocating (for input up to a few hundred bytes). On
+// error dst is returned unchanged.
+func (h *Hasher) AppendHash(dst []byte, f IdentityField, raw string) ([]byte, error) {
+	if looksHashed(raw) {
+		switch h.PolicyFor(f) {
+		case PrehashedAccept:
+			// 64 ASCII hex digits: lowercasing them is strings.ToLower.
+			return appendLowerASCII(dst, strings.TrimSpace(raw)), nil
+		case PrehashedReject:
+			return dst, ErrPrehashed
+		}
+	}
+	var buf [256]byte
+	norm, err := appendNormalize(buf[:0], f, raw)
+	if err != nil {
+		return dst, err
+	}
+	sum := sha256.Sum256(norm)
+	return appendHex(dst, &sum), nil
+}
+
+// hexPairs holds the two lowercase hex digits of every byte value.
+const hexPairs = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f" +
+	"202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f" +
+	"404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f" +
+	"606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f" +
+	"808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f" +
+	"a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf" +
+	"c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf" +
+	"e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff"
+
+// appendHex appends the lowercase hex of sum (hex.AppendEncode, one table
+// load per byte).
+func appendHex(dst []byte, sum *[sha256.Size]byte) []byte {
+	var out [2 * sha256.Size]byte
+	for i, b := range sum {
+		out[2*i] = hexPairs[2*int(b)]
+		out[2*i+1] = hexPairs[2*int(b)+1]
+	}
+	return append(dst, out[:]...)
 }
 
 func looksHashed(s string) bool {
@@ -125,8 +160,7 @@ func looksHashed(s string) bool {
 func SHA256Hex(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	var buf [64]byte
-	hex.Encode(buf[:], sum[:])
-	return string(buf[:])
+	return string(appendHex(buf[:0], &sum))
 }
 
 // Normalize applies the field's normalization rule (see Hash) without hashing.
@@ -150,46 +184,149 @@ func Normalize(f IdentityField, raw string) (string, error) {
 	return s, nil
 }
 
-func normalizePhone(raw string) (string, error) {
-	var buf [32]byte
-	digits := buf[:0]
-	seenDigit := false
-	plus := false
-	for _, r := range raw {
-		switch {
-		case r >= '0' && r <= '9':
-			if !seenDigit && r == '0' {
-				continue // leading zeros (after any '+') are dropped
-			}
-			seenDigit = true
-			if len(digits) == 16 {
-				return "", ErrPhoneDigits
-			}
-			digits = append(digits, byte(r))
-		case unicode.IsSpace(r) || r == '(' || r == ')' || r == '.' || r == '-':
-		case r == '+' && !seenDigit && !plus:
-			plus = true
-		default:
-			return "", ErrPhoneCharacters
+// appendNormalize appends Normalize(f, raw) to dst, without allocating when
+// it fits dst's capacity (names and emails with non-ASCII letters go through
+// the Unicode case mapping, which may allocate). A test checks that both
+// agree byte for byte.
+func appendNormalize(dst []byte, f IdentityField, raw string) ([]byte, error) {
+	start := len(dst)
+	switch f {
+	case FieldEmail:
+		s := strings.TrimSpace(raw)
+		if isASCII(s) {
+			dst = appendLowerASCII(dst, s)
+		} else {
+			dst = append(dst, strings.ToLower(s)...)
+		}
+	case FieldPhone:
+		return appendPhone(dst, raw)
+	case FieldExternalID:
+		dst = append(dst, strings.TrimSpace(raw)...)
+	case FieldFirstName, FieldLastName:
+		dst = appendName(dst, raw)
+	default:
+		return dst, errors.New("unknown identity field")
+	}
+	if len(dst) == start {
+		return dst, ErrEmptyIdentity
+	}
+	return dst, nil
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
 		}
 	}
-	if len(digits) < 8 || len(digits) > 15 {
-		return "", ErrPhoneDigits
+	return true
+}
+
+// appendLowerASCII appends s with A-Z lowercased (s must be ASCII).
+func appendLowerASCII(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+func normalizePhone(raw string) (string, error) {
+	var buf [16]byte
+	digits, err := appendPhone(buf[:0], raw)
+	if err != nil {
+		return "", err
 	}
 	return string(digits), nil
 }
 
+// The classes of phoneClass: a byte >= 0x80 (the zero value) starts a
+// multi-byte rune, decoded and checked on its own.
+const (
+	phoneNonASCII = iota
+	phoneDigit
+	phoneSkip  // whitespace ( ) . -
+	phoneOther // '+' (allowed once, before any digit) or invalid
+)
+
+var phoneClass = func() (t [256]uint8) {
+	for c := range utf8.RuneSelf {
+		switch {
+		case c >= '0' && c <= '9':
+			t[c] = phoneDigit
+		case unicode.IsSpace(rune(c)) || c == '(' || c == ')' || c == '.' || c == '-':
+			t[c] = phoneSkip
+		default:
+			t[c] = phoneOther
+		}
+	}
+	return t
+}()
+
+// appendPhone appends the normalized digits of a phone number to dst.
+func appendPhone(dst []byte, raw string) ([]byte, error) {
+	start := len(dst)
+	seenDigit := false
+	plus := false
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		switch phoneClass[c] { // the ASCII bytes, decided by a table
+		case phoneDigit:
+			if !seenDigit && c == '0' {
+				continue // leading zeros (after any '+') are dropped
+			}
+			seenDigit = true
+			if len(dst)-start == 16 {
+				return dst[:start], ErrPhoneDigits
+			}
+			dst = append(dst, c)
+			continue
+		case phoneSkip:
+			continue
+		case phoneOther:
+			if c != '+' || seenDigit || plus {
+				return dst[:start], ErrPhoneCharacters
+			}
+			plus = true
+			continue
+		}
+		// A multi-byte rune: only Unicode whitespace is allowed (an invalid
+		// byte decodes as U+FFFD, which is not).
+		r, size := utf8.DecodeRuneInString(raw[i:])
+		i += size - 1
+		if !unicode.IsSpace(r) {
+			return dst[:start], ErrPhoneCharacters
+		}
+	}
+	if n := len(dst) - start; n < 8 || n > 15 {
+		return dst[:start], ErrPhoneDigits
+	}
+	return dst, nil
+}
+
 func normalizeName(raw string) string {
-	var b strings.Builder
-	b.Grow(len(raw))
+	var buf [64]byte
+	return string(appendName(buf[:0], raw))
+}
+
+// appendName appends the normalized name to dst.
+func appendName(dst []byte, raw string) []byte {
 	for _, r := range raw {
 		switch {
 		case unicode.IsSpace(r):
 		case r < utf8.RuneSelf && unicode.IsPunct(r), r < utf8.RuneSelf && unicode.IsSymbol(r):
 			// ASCII punctuation as the doc means it: !"#$%&'()*+,-./:;<=>?@[\]^_`{|}~
+		case r < utf8.RuneSelf:
+			if r >= 'A' && r <= 'Z' {
+				r += 'a' - 'A'
+			}
+			dst = append(dst, byte(r))
 		default:
-			b.WriteRune(unicode.ToLower(r))
+			dst = utf8.AppendRune(dst, unicode.ToLower(r))
 		}
 	}
-	return b.String()
+	return dst
 }

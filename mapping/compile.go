@@ -108,6 +108,7 @@ type topic struct {
 	rules       []*rule
 	need        *need      // keys the rules read; nil: decode everything
 	avro        *AvroTopic // nil unless format avro
+	nslots      int        // interned value paths (see pathTable)
 }
 
 // Mapper turns records into events with the compiled rules of a config file.
@@ -153,8 +154,9 @@ type compiler struct {
 	hasher   *capi.Hasher
 
 	need       *need
-	eachExpr   bool     // compiling contents.each: a plain chain is not a whole-value read
-	itemPrefix []string // the each chain while compiling item fields; nil: not a plain chain
+	paths      *pathTable // the value paths of the topic being compiled
+	eachExpr   bool       // compiling contents.each: a plain chain is not a whole-value read
+	itemPrefix []string   // the each chain while compiling item fields; nil: not a plain chain
 	inItem     bool
 
 	opts  Options
@@ -334,6 +336,7 @@ func (c *compiler) topic(n *yaml.Node, ruleNames map[string]bool) *topic {
 		c.identity(e.v, t)
 	}
 	c.need = &need{}
+	c.paths = &pathTable{}
 	c.sites = nil
 	var sites []site
 	if t.avro != nil && c.opts.Schemas != nil {
@@ -357,6 +360,7 @@ func (c *compiler) topic(n *yaml.Node, ruleNames map[string]bool) *topic {
 	if !c.need.all {
 		t.need = c.need
 	}
+	t.nslots = c.paths.finish()
 	if c.sites != nil {
 		c.sites = nil
 		c.checkSchemas(t, f, sites)
@@ -816,6 +820,9 @@ func (c *compiler) expr(n *yaml.Node, field string, want outKind) expr {
 	var nd node
 	if !celOnly {
 		nd = nativeNode(e, c.itemName())
+		if c.paths != nil && !noFastPaths {
+			c.paths.add(nd)
+		}
 	}
 	if nd == nil {
 		prg, err := c.env.Program(a, cel.EvalOptions(cel.OptOptimize))
@@ -867,6 +874,11 @@ func (c *compiler) collectNeeds(e ast.Expr) {
 // celOnly makes every expression run as a CEL program (for the benchmark
 // that measures what the native fast paths save).
 var celOnly = false
+
+// noFastPaths turns off the path cache and the specialized helper nodes
+// (moneyNode, strCallNode), for the tests that compare them with the plain
+// native nodes.
+var noFastPaths = false
 
 // typeCheck returns a message when the expression's static type cannot give
 // what the field wants ("" when it can, or when the type is dyn).

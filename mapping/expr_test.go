@@ -56,6 +56,22 @@ func evalBoth(t *testing.T, src string) (val, error, bool) {
 	if (cerr == nil) != (nerr == nil) || cerr == nil && !reflect.DeepEqual(cv, nv) {
 		t.Errorf("%s: CEL gives %+v, %v; native gives %+v, %v", src, cv, cerr, nv, nerr)
 	}
+	// The plain native nodes (no specialized helpers) and the nodes with
+	// their paths interned and cached (evaluated twice: the second time
+	// from the cache) agree too.
+	noFastPaths = true
+	plain := nativeNode(a.NativeRep().Expr(), "")
+	noFastPaths = false
+	var pt pathTable
+	cached := nativeNode(a.NativeRep().Expr(), "")
+	pt.add(cached)
+	c.useSlots(pt.finish())
+	for name, n := range map[string]node{"plain": plain, "cached": cached, "cached again": cached} {
+		v, err := n.eval(c)
+		if (err == nil) != (nerr == nil) || err != nil && err.Error() != nerr.Error() || !reflect.DeepEqual(v, nv) {
+			t.Errorf("%s: %s native gives %+v, %v; native gives %+v, %v", src, name, v, err, nv, nerr)
+		}
+	}
 	return nv, nerr, true
 }
 
@@ -106,6 +122,27 @@ func TestExpressionsNativeAndCELAgree(t *testing.T) {
 		{src: `time.epoch_seconds(value.secs)`, want: val{k: kTime, n: testTime.UnixMilli()}, native: true},
 		{src: `time.epoch_millis(value.missing)`, want: val{}, native: true},
 		{src: `sha256(value.s)`, want: val{k: kString, s: sha256Hex("paid")}, native: true},
+		// The specialized helper nodes' fallbacks.
+		{src: `money.minor(value.price, "JPY")`, want: val{k: kInt, n: 20}, native: true},
+		{src: `money.minor(value.n, value.cur)`, want: val{k: kInt, n: 300}, native: true},
+		{src: `money.minor(value.f, value.cur)`, want: val{k: kInt, n: 300}, native: true},
+		{src: `money.minor(value.price, value.nil)`, want: val{}, native: true},
+		{src: `money.minor(value.nil, value.cur)`, want: val{}, native: true},
+		{src: `money.minor(value.price, value.n)`, err: "currency must be a string", native: true},
+		{src: `money.minor(value.s, value.cur)`, err: "not a decimal number", native: true},
+		{src: `money.minor(value.obj, value.cur)`, err: "amount must be", native: true},
+		{src: `money.minor(value.obj.a, value.obj.deep.k)`, err: "unknown currency", native: true},
+		{src: `money.minor(value.price, value.obj.missing)`, want: val{}, native: true},
+		{src: `url.origin_path(value.n)`, err: "want a string", native: true},
+		{src: `url.origin_path(value.missing)`, want: val{}, native: true},
+		{src: `url.origin_path(value.s)`, err: "not an absolute URL", native: true},
+		{src: `time.rfc3339(value.ts)`, want: val{k: kTime, n: testTime.UnixMilli() + 123}, native: true},
+		{src: `time.rfc3339(value.n)`, err: "want a string", native: true},
+		{src: `value.items[1].sku == "b" && value.items[0].sku == "a"`, want: val{k: kBool, n: 1}, native: true},
+		{src: `value.items[2].sku`, want: val{}, native: true},
+		{src: `has(value.obj.deep.k) && value.obj.deep.k == "v" && value["obj"].deep.k == "v"`, want: val{k: kBool, n: 1}, native: true},
+		{src: `value.obj.n == null && value.obj.a == "b"`, want: val{k: kBool, n: 1}, native: true},
+		{src: `value.s.x == 1 || value.s == "paid"`, want: val{k: kBool, n: 1}, native: true},
 		// CEL only
 		{src: `headers["h"]`, want: val{k: kString, s: "2"}}, // last value wins
 		{src: `headers["nope"]`, want: val{}},

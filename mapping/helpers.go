@@ -255,53 +255,57 @@ func originPath(s string) (string, error) {
 	if i <= 0 {
 		return "", errors.New("url.origin_path: not an absolute URL (want scheme://host/path): " + strconv.Quote(truncate(s)))
 	}
+	schemeUpper := false
 	for j := 0; j < i; j++ {
 		c := s[j]
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || j > 0 && (c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.')) {
 			return "", errors.New("url.origin_path: invalid URL scheme in " + strconv.Quote(truncate(s)))
 		}
+		schemeUpper = schemeUpper || c >= 'A' && c <= 'Z'
 	}
 	rest := s[i+3:]
-	end := strings.IndexAny(rest, "/?#")
-	if end < 0 {
-		end = len(rest)
+	// One pass over the authority: where it ends (strings.IndexAny(rest,
+	// "/?#")), its last '@', and whether it has upper case letters or
+	// spaces and control characters.
+	end, at, upper, ctrl := 0, -1, schemeUpper, false
+	for ; end < len(rest); end++ {
+		c := rest[end]
+		if c == '/' || c == '?' || c == '#' {
+			break
+		}
+		switch {
+		case c <= ' ' || c == 0x7f:
+			ctrl = true
+		case c == '@':
+			at = end
+		case c >= 'A' && c <= 'Z':
+			upper = true
+		}
 	}
-	auth := rest[:end]
-	hostStart := i + 3
-	if at := strings.LastIndexByte(auth, '@'); at >= 0 {
-		hostStart += at + 1
-	}
+	hostStart := i + 3 + at + 1
 	host := s[hostStart : i+3+end]
-	if host == "" || strings.HasPrefix(host, ":") {
+	if host == "" || host[0] == ':' {
 		return "", errors.New("url.origin_path: URL has no host: " + strconv.Quote(truncate(s)))
 	}
 	pathEnd := i + 3 + end
 	if end < len(rest) && rest[end] == '/' {
-		q := strings.IndexAny(s[pathEnd:], "?#")
-		if q < 0 {
-			pathEnd = len(s)
-		} else {
-			pathEnd += q
+		for ; pathEnd < len(s); pathEnd++ {
+			c := s[pathEnd]
+			if c == '?' || c == '#' {
+				break
+			}
+			if c <= ' ' || c == 0x7f {
+				ctrl = true
+			}
 		}
 	}
-	for j := 0; j < pathEnd; j++ {
-		if c := s[j]; c <= ' ' || c == 0x7f {
-			return "", errors.New("url.origin_path: URL contains spaces or control characters")
-		}
+	if ctrl {
+		return "", errors.New("url.origin_path: URL contains spaces or control characters")
 	}
-	if hostStart == i+3 && !hasUpper(s[:i]) && !hasUpper(host) {
+	if at < 0 && !upper {
 		return s[:pathEnd], nil
 	}
 	return strings.ToLower(s[:i]) + "://" + strings.ToLower(host) + s[i+3+end:pathEnd], nil
-}
-
-func hasUpper(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c >= 'A' && c <= 'Z' {
-			return true
-		}
-	}
-	return false
 }
 
 // truncate shortens a value quoted in an error message.

@@ -72,6 +72,7 @@ func (m *Mapper) noTopic(rec *Record) error {
 func (m *Mapper) apply(t *topic, rec *Record, value any, dst []Output) ([]Output, error) {
 	c := ectxPool.Get().(*ectx)
 	c.reset(rec, value)
+	c.useSlots(t.nslots)
 	start := len(dst)
 	var err error
 	for _, r := range t.rules {
@@ -330,6 +331,10 @@ func (t *topic) fillUser(r *rule, c *ectx, u *capi.User) (string, error) {
 	var arr [16]string
 	buf := arr[:0]
 	var ends [numIdentity + numLists]int
+	// The hashes are appended to hexes, 64 hex characters each, in the order
+	// of buf, and become strings with one allocation for all of them.
+	var hexArr [4 * 64]byte
+	hexes := hexArr[:0]
 	var err error
 	for i, n := range r.identity {
 		if n != nil {
@@ -337,22 +342,26 @@ func (t *topic) fillUser(r *rule, c *ectx, u *capi.User) (string, error) {
 			if buf, err = strList(n, c, buf, true); err != nil {
 				return "user." + identityKeys[i], err
 			}
-			// hash in place
 			w := start
 			for j := start; j < len(buf); j++ {
-				h, herr := t.hasher.Hash(capi.IdentityField(i), buf[j])
-				if herr != nil {
+				var herr error
+				if hexes, herr = t.hasher.AppendHash(hexes, capi.IdentityField(i), buf[j]); herr != nil {
 					if t.dropInvalid {
 						continue
 					}
 					return "user." + identityKeys[i], herr
 				}
-				buf[w] = h
 				w++
 			}
 			buf = buf[:w]
 		}
 		ends[i] = len(buf)
+	}
+	if len(hexes) > 0 {
+		all := string(hexes)
+		for j := range ends[numIdentity-1] {
+			buf[j] = all[j*64 : (j+1)*64]
+		}
 	}
 	for i, n := range r.lists {
 		if n != nil {

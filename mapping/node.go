@@ -2,6 +2,7 @@ package mapping
 
 import (
 	"errors"
+	"strconv"
 	"sync"
 
 	"cel.dev/cel-go/cel"
@@ -30,12 +31,39 @@ type ectx struct {
 	headers  map[string]string
 	key      string
 	keySet   bool
+	// The cache of the topic's value-rooted paths (see pathNode.slot),
+	// indexed by slot; slot 0 is unused. state is slotUnknown until the
+	// path is first looked up for the record.
+	slotVals  []any
+	slotState []uint8
 }
+
+const (
+	slotUnknown uint8 = iota
+	slotPresent
+	slotAbsent
+)
 
 // reset prepares a pooled context for a record.
 func (c *ectx) reset(rec *Record, value any) {
 	c.rec, c.value = rec, value
 	c.itemName, c.item, c.headers, c.key, c.keySet = "", nil, nil, "", false
+	clear(c.slotVals) // drop the previous record's values
+	c.slotVals, c.slotState = c.slotVals[:0], c.slotState[:0]
+}
+
+// useSlots sizes the path cache for a topic with n interned paths, all
+// unknown.
+func (c *ectx) useSlots(n int) {
+	if n == 0 {
+		return
+	}
+	if cap(c.slotState) < n+1 {
+		c.slotVals, c.slotState = make([]any, n+1), make([]uint8, n+1)
+		return
+	}
+	c.slotVals, c.slotState = c.slotVals[:n+1], c.slotState[:n+1]
+	clear(c.slotState)
 }
 
 var ectxPool = sync.Pool{New: func() any { return new(ectx) }}
@@ -100,9 +128,30 @@ type step struct {
 // pathNode reads a path below value or below the current item. A missing key,
 // an out-of-range index, a step into a non-container and a null on the way
 // all give absent (CEL gives "no such key" there, which is absent too).
+//
+// The value-rooted paths of a topic are interned when the topic is compiled
+// (see pathTable): each distinct path gets a slot, and its parent path (all
+// steps but the last) is interned too. A path is then looked up once per
+// record: later lookups of it, and of the paths below it, start from the
+// cached result (value.customer is read once for value.customer.email,
+// value.customer.phone, ...).
+//
+// The value-rooted paths of a topic are interned when the topic is compiled
+// (see pathTable): a path that is read more than once per record, or whose
+// sub-paths are (value.customer for value.customer.email,
+// value.customer.phone, ...), gets a cache slot and is looked up once per
+// record; every other value-rooted path starts from its nearest cached
+// ancestor.
 type pathNode struct {
 	item  bool
 	steps []step
+	// slot is the cache slot of the path (0: not cached). parent is the
+	// nearest cached proper ancestor of a value-rooted path (nil: the value
+	// itself), rest the steps below it; both are set only when slot > 0 or
+	// parent != nil.
+	slot   int
+	parent *pathNode
+	rest   []step
 }
 
 func (n *pathNode) eval(c *ectx) (val, error) {
@@ -114,11 +163,37 @@ func (n *pathNode) eval(c *ectx) (val, error) {
 }
 
 func (n *pathNode) lookup(c *ectx) (any, bool) {
-	x := c.value
-	if n.item {
-		x = c.item
+	if n.slot == 0 && n.parent == nil {
+		x := c.value
+		if n.item {
+			x = c.item
+		}
+		return walk(x, n.steps)
 	}
-	return walk(x, n.steps)
+	cached := n.slot > 0 && n.slot < len(c.slotState)
+	if cached {
+		switch c.slotState[n.slot] {
+		case slotPresent:
+			return c.slotVals[n.slot], true
+		case slotAbsent:
+			return nil, false
+		}
+	}
+	x, ok := c.value, true
+	if n.parent != nil {
+		x, ok = n.parent.lookup(c)
+	}
+	if ok {
+		x, ok = walk(x, n.rest)
+	}
+	if cached {
+		if ok {
+			c.slotVals[n.slot], c.slotState[n.slot] = x, slotPresent
+		} else {
+			c.slotState[n.slot] = slotAbsent
+		}
+	}
+	return x, ok
 }
 
 func walk(x any, steps []step) (any, bool) {
@@ -140,6 +215,132 @@ func walk(x any, steps []step) (any, bool) {
 		}
 	}
 	return x, true
+}
+
+// pathTable collects the value-rooted paths of one topic's expressions;
+// finish then decides which are cached.
+type pathTable struct {
+	infos map[string]*pathInfo // by pathKey
+	nodes []*pathNode          // every value-rooted path node
+}
+
+// pathInfo is one distinct path (or a proper prefix of one).
+type pathInfo struct {
+	steps  []step
+	uses   int       // the path nodes reading it or a path below it
+	parent *pathInfo // steps[:len(steps)-1]; nil at the top
+	cached *pathNode // the cache's node (nil: not cached)
+}
+
+// add records every value-rooted path node below n.
+func (t *pathTable) add(n node) {
+	switch n := n.(type) {
+	case *pathNode:
+		if n.item || len(n.steps) == 0 {
+			return
+		}
+		t.nodes = append(t.nodes, n)
+		for i := t.info(n.steps); i != nil; i = i.parent {
+			i.uses++
+		}
+	case *hasNode:
+		t.add(n.operand)
+	case *callNode:
+		t.add(n.arg0)
+		if n.arg1 != nil {
+			t.add(n.arg1)
+		}
+	case *moneyNode:
+		t.add(n.call) // amount and currency are its arguments
+	case *strCallNode:
+		t.add(n.call)
+	case *eqNode:
+		t.add(n.a)
+		t.add(n.b)
+	case *logicNode:
+		t.add(n.a)
+		if n.b != nil {
+			t.add(n.b)
+		}
+	case *condNode:
+		t.add(n.cond)
+		t.add(n.a)
+		t.add(n.b)
+	}
+}
+
+func (t *pathTable) info(steps []step) *pathInfo {
+	key := pathKey(steps)
+	if i, ok := t.infos[key]; ok {
+		return i
+	}
+	if t.infos == nil {
+		t.infos = map[string]*pathInfo{}
+	}
+	i := &pathInfo{steps: steps[:len(steps):len(steps)]}
+	if len(steps) > 1 {
+		i.parent = t.info(steps[:len(steps)-1])
+	}
+	t.infos[key] = i
+	return i
+}
+
+// finish gives a slot to every path used more than once and links every
+// path node to its nearest cached ancestor. It returns the number of slots.
+func (t *pathTable) finish() int {
+	n := 0
+	var cache func(i *pathInfo) *pathNode // the node of i if cached, creating it
+	cache = func(i *pathInfo) *pathNode {
+		if i == nil || i.uses < 2 {
+			return nil
+		}
+		if i.cached == nil {
+			n++
+			i.cached = &pathNode{steps: i.steps, slot: n}
+			i.cached.parent, i.cached.rest = below(i, cache)
+		}
+		return i.cached
+	}
+	for _, p := range t.nodes {
+		i := t.infos[pathKey(p.steps)]
+		if c := cache(i); c != nil {
+			p.slot, p.parent, p.rest = c.slot, c.parent, c.rest
+			continue
+		}
+		p.parent, p.rest = below(i, cache)
+		if p.parent == nil {
+			p.rest = nil // walked from the value: steps
+		}
+	}
+	return n
+}
+
+// below returns the cached node of i's nearest cached proper ancestor and
+// i's steps below it (all of them when no ancestor is cached).
+func below(i *pathInfo, cache func(*pathInfo) *pathNode) (*pathNode, []step) {
+	for a := i.parent; a != nil; a = a.parent {
+		if c := cache(a); c != nil {
+			return c, i.steps[len(a.steps):]
+		}
+	}
+	return nil, i.steps
+}
+
+// pathKey encodes steps unambiguously (keys are length-prefixed).
+func pathKey(steps []step) string {
+	var b []byte
+	for _, s := range steps {
+		if s.isIdx {
+			b = append(b, '[')
+			b = strconv.AppendInt(b, int64(s.idx), 10)
+			b = append(b, ']')
+			continue
+		}
+		b = strconv.AppendInt(b, int64(len(s.key)), 10)
+		b = append(b, ':')
+		b = append(b, s.key...)
+	}
+	return string(b)
 }
 
 // varNode reads key, topic, partition, offset or timestamp.
@@ -217,6 +418,97 @@ func evalArg(n node, c *ectx) (val, error) {
 		return fromAny(x), nil
 	}
 	return n.eval(c)
+}
+
+// specialize returns a faster node for a call of a common helper over plain
+// paths (or constants), falling back to n for any other argument value.
+func specialize(fn string, n *callNode) node {
+	if noFastPaths {
+		return n
+	}
+	switch fn {
+	case "money.minor":
+		m := &moneyNode{call: n}
+		m.amount, _ = n.arg0.(*pathNode)
+		switch a := n.arg1.(type) {
+		case *pathNode:
+			m.currency = a
+		case *constNode:
+			if a.v.k != kString {
+				return n
+			}
+			m.curConst, m.curIsConst = a.v.s, true
+		default:
+			return n
+		}
+		if m.amount == nil {
+			return n
+		}
+		return m
+	case "time.rfc3339", "url.origin_path":
+		p, ok := n.arg0.(*pathNode)
+		if !ok {
+			return n
+		}
+		f := &strCallNode{call: n, arg: p, originPath: fn == "url.origin_path"}
+		return f
+	}
+	return n
+}
+
+// moneyNode is money.minor(path, path or constant string): when the amount
+// is a decimal string and the currency a string, it computes the result
+// directly (what moneyMinor does for a string); any other case goes to the
+// generic call, which gives the same result for those.
+type moneyNode struct {
+	call       *callNode
+	amount     *pathNode
+	currency   *pathNode // nil: curConst
+	curConst   string
+	curIsConst bool
+}
+
+func (n *moneyNode) eval(c *ectx) (val, error) {
+	cur, ok := n.curConst, n.curIsConst
+	if !ok {
+		x, _ := n.currency.lookup(c)
+		cur, ok = x.(string)
+	}
+	if ok {
+		x, _ := n.amount.lookup(c)
+		if s, isStr := x.(string); isStr {
+			if exp, known := currencyExponent(cur); known {
+				m, err := decimalMinor(s, exp)
+				return val{k: kInt, n: m}, err
+			}
+		}
+	}
+	return n.call.eval(c)
+}
+
+// strCallNode is time.rfc3339(path) or url.origin_path(path): a string
+// argument is handled directly, anything else by the generic call.
+type strCallNode struct {
+	call       *callNode
+	arg        *pathNode
+	originPath bool // url.origin_path; else time.rfc3339
+}
+
+func (n *strCallNode) eval(c *ectx) (val, error) {
+	x, _ := n.arg.lookup(c)
+	s, ok := x.(string)
+	if !ok {
+		return n.call.eval(c)
+	}
+	if n.originPath {
+		u, err := originPath(s)
+		if u == "" {
+			return val{}, err
+		}
+		return val{k: kString, s: u}, err
+	}
+	t, err := parseRFC3339(s)
+	return val{k: kTime, n: t.UnixMilli()}, err
 }
 
 // eqNode is a == lit or a != lit (a literal on one side).
@@ -307,7 +599,13 @@ func (n *logicNode) eval(c *ectx) (val, error) {
 type condNode struct{ cond, a, b node }
 
 func (n *condNode) eval(c *ectx) (val, error) {
-	v, err := evalBool(n.cond, c)
+	var v val
+	var err error
+	if h, ok := n.cond.(*hasNode); ok {
+		v, err = h.eval(c) // a bool, absent or an error: what evalBool passes
+	} else {
+		v, err = evalBool(n.cond, c)
+	}
 	if err != nil || v.k != kBool {
 		return v, err
 	}
@@ -435,7 +733,7 @@ func nativeNode(e ast.Expr, item string) node {
 					return nil
 				}
 			}
-			return n
+			return specialize(fn, n)
 		}
 	}
 	return nil
