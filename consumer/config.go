@@ -81,6 +81,12 @@ type Config struct {
 	// ConfigRetryInterval is how long sending pauses after the API answers
 	// 401/403/404 before it tries again (default 30s).
 	ConfigRetryInterval time.Duration
+	// SendRound bounds one delivery attempt of a batch, transient retries
+	// inside the API client included (default 2m). After it the relay
+	// re-checks the batch's events against the time window (expired ones
+	// are settled as expired) and tries again: a long outage never sends an
+	// event the API would refuse as too old.
+	SendRound time.Duration
 	// DeadLetterRetry is the wait between attempts of a failed dead-letter
 	// write (default 1s, doubled up to 30s).
 	DeadLetterRetry time.Duration
@@ -116,6 +122,7 @@ func (c *Config) setDefaults() {
 	defd(&c.ConfigRetryInterval, 30*time.Second)
 	defd(&c.DeadLetterRetry, time.Second)
 	defd(&c.ExpiryWarning, 24*time.Hour)
+	defd(&c.SendRound, 2*time.Minute)
 }
 
 // Validate checks the configuration and returns every problem, joined.
@@ -146,7 +153,7 @@ func (c *Config) Validate() error {
 	}
 	for name, v := range map[string]time.Duration{"linger": c.Linger, "commit interval": c.CommitInterval,
 		"revoke timeout": c.RevokeTimeout, "drain timeout": c.DrainTimeout, "config retry interval": c.ConfigRetryInterval,
-		"dead-letter retry": c.DeadLetterRetry} {
+		"dead-letter retry": c.DeadLetterRetry, "send round": c.SendRound} {
 		if v < 0 {
 			errs = append(errs, fmt.Errorf("consumer: %s must not be negative, got %v", name, v))
 		}

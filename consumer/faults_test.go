@@ -1,6 +1,7 @@
 package consumer
 
 import (
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -9,7 +10,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/capirelay/capirelay/capi"
 	"github.com/capirelay/capirelay/internal/capisim"
+	"github.com/capirelay/capirelay/internal/kafkatest"
 )
 
 // Dead-letter writes failing for a while (injected with kfake) must hold the
@@ -80,4 +83,38 @@ func TestRelayDeadLetterWriteFailureHoldsCommit(t *testing.T) {
 		t.Fatalf("dead-letter record: offset %s value %q", off, recs[0].Value)
 	}
 	t.Logf("dead-letter writes refused %d times before the fault was lifted", refused.Load())
+}
+
+// An event that leaves the API's window while an outage holds its batch is
+// dead-lettered as expired before it would be sent, not sent to be refused;
+// the other events go through once the API is back.
+func TestRelayEventExpiresDuringOutage(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, capisim.Options{FailRate: 1})
+	topic, dlq, group := kafkatest.Topic(t, 1), kafkatest.Topic(t, 1), kafkatest.GroupID(t)
+	almostOld := time.Now().Add(-capi.MaxEventAge + 2*time.Second).UnixMilli()
+	h.produce(topic, 0,
+		testValue{ID: "fresh-1", TS: now()},
+		testValue{ID: "about-to-expire", TS: almostOld},
+		testValue{ID: "fresh-2", TS: now()},
+	)
+	h.start(Config{Group: group, Topics: []string{topic}, DeadLetterTopic: dlq, SendRound: 300 * time.Millisecond}, nil)
+	waitFor(t, "the expired event dead-lettered during the outage", 20*time.Second, func() bool { return h.endOffsets(dlq)[0] == 1 })
+	if err := h.sim.SetFaults(capisim.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "commit to the end", 20*time.Second, func() bool { return h.committed(group, topic)[0] == 3 })
+	got := h.acceptedIDs()
+	if len(got) != 2 || got["lead_created/fresh-1"] != 1 || got["lead_created/fresh-2"] != 1 {
+		t.Fatalf("accepted %v", got)
+	}
+	rec := h.readDLQ(dlq, 1)[0]
+	class, _ := HeaderValue(rec, HeaderClass)
+	msg, _ := HeaderValue(rec, HeaderMessage)
+	if class != ClassExpired || !strings.Contains(msg, "while waiting to be sent") {
+		t.Fatalf("dead letter: class %q message %q", class, msg)
+	}
+	if st := h.sim.Stats(); st.BatchesRejected != 0 {
+		t.Fatalf("the API was sent an expired event: %d batches rejected", st.BatchesRejected)
+	}
 }

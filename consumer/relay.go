@@ -196,6 +196,7 @@ type eventRef struct {
 	ref  ref
 	rec  *kgo.Record
 	rule string
+	tsMS int64 // the event's timestamp_ms, to re-check the window before each send
 }
 
 // New validates cfg, creates the Kafka clients and returns a Relay. It does
@@ -604,7 +605,7 @@ func (r *Relay) dispatch(ctx context.Context, t *partitionTracker, polled *kgo.R
 	}
 	for i := range outs {
 		o := &outs[i]
-		ev := eventRef{ref: ref, rec: rec, rule: o.Rule}
+		ev := eventRef{ref: ref, rec: rec, rule: o.Rule, tsMS: o.Event.TimestampMS}
 		if verr := r.validator.Validate(&o.Event); verr != nil {
 			class := ClassValidation
 			if errors.Is(verr, capi.ErrTooOld) {
@@ -728,7 +729,20 @@ func (r *Relay) send(b *batch) {
 		}
 	}()
 	for attempt := 1; ; attempt++ {
-		res, err := r.deps.API.Send(r.sendCtx, capi.Batch{Pixel: b.key.pixel, ValidateOnly: b.key.validateOnly, Events: events})
+		// Events wait in batches and in retries (an outage can last days):
+		// one that left the window since it was validated would only be
+		// refused by the API, so it is settled as expired here instead.
+		events, refs = r.dropExpired(events, refs)
+		if len(events) == 0 {
+			return
+		}
+		// Each Send is bounded (the client retries transient failures
+		// inside it), so that the window check above runs again during a
+		// long outage. What a cut-off Send left unsent is sent again; the
+		// API deduplicates what it had already accepted.
+		callCtx, cancelCall := context.WithTimeout(r.sendCtx, r.cfg.SendRound)
+		res, err := r.deps.API.Send(callCtx, capi.Batch{Pixel: b.key.pixel, ValidateOnly: b.key.validateOnly, Events: events})
+		cancelCall()
 		var unsentE [][]byte
 		var unsentR []eventRef
 		rejections := make(map[int]capi.Rejection, len(res.Rejections))
@@ -786,6 +800,32 @@ func (r *Relay) send(b *batch) {
 		case <-time.After(wait):
 		}
 	}
+}
+
+// dropExpired removes the events whose timestamp is now older than the
+// window and settles each as expired (dead-lettered with ClassExpired, or
+// dropped with DropExpired). The slices are filtered in place.
+func (r *Relay) dropExpired(events [][]byte, refs []eventRef) ([][]byte, []eventRef) {
+	cutoff, _ := r.validator.Window(time.Now())
+	n := 0
+	for i := range events {
+		ev := refs[i]
+		if ev.tsMS > 0 && ev.tsMS < cutoff {
+			r.m.MapErrors.WithLabelValues(ev.rec.Topic, ClassExpired).Inc()
+			if r.deps.DropExpired {
+				r.outcome(ev.rec, Outcome{Kind: "expired", Rule: ev.rule})
+				r.settle(ev)
+			} else {
+				r.deadLetter(ev, DeadLetter{Class: ClassExpired, Rule: ev.rule, Message: fmt.Sprintf(
+					"rule %q: timestamp_ms %s left the event-age window (cutoff %s) while waiting to be sent",
+					ev.rule, time.UnixMilli(ev.tsMS).UTC().Format(time.RFC3339), time.UnixMilli(cutoff).UTC().Format(time.RFC3339))})
+			}
+			continue
+		}
+		events[n], refs[n] = events[i], refs[i]
+		n++
+	}
+	return events[:n], refs[:n]
 }
 
 // deadLetter writes ev's record to the dead-letter topic and settles the
