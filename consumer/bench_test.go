@@ -96,7 +96,7 @@ func BenchmarkRelayEndToEnd(b *testing.B) {
 				}
 				r, err := New(Config{Connection: []kgo.Opt{kgo.SeedBrokers(cluster.ListenAddrs()...)}, Group: "bench",
 					Topics: []string{topic}, DeadLetterTopic: topic + ".dlq", Concurrency: tc.conc, CommitInterval: 50 * time.Millisecond},
-					Deps{Mapper: testMapper, API: api, Validator: &capi.Validator{}, DefaultPixel: simPixel,
+					Deps{Mapper: testMapper, NewMapper: func() Mapper { return testMapper }, API: api, Validator: &capi.Validator{}, DefaultPixel: simPixel,
 						Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 				if err != nil {
 					b.Fatal(err)

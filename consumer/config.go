@@ -3,6 +3,7 @@ package consumer
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -65,6 +66,11 @@ type Config struct {
 	// MaxUnsettledRecords bounds memory: polling pauses while this many
 	// records are read but not settled (default 20,000).
 	MaxUnsettledRecords int
+	// MapWorkers is how many goroutines decode and map records (default:
+	// the number of CPUs). Records of a partition may be mapped out of order;
+	// commits still follow offsets (the settled prefix). Needs
+	// Deps.NewMapper; otherwise 1.
+	MapWorkers int
 	// PollRecords caps the records taken from one poll (default 2,000).
 	PollRecords int
 
@@ -114,6 +120,7 @@ func (c *Config) setDefaults() {
 	def(&c.Concurrency, 8)
 	def(&c.MaxUnsettledRecords, 20000)
 	def(&c.PollRecords, 2000)
+	def(&c.MapWorkers, runtime.GOMAXPROCS(0))
 	def(&c.MaxDeadLetterBody, 1024)
 	defd(&c.Linger, 100*time.Millisecond)
 	defd(&c.CommitInterval, time.Second)

@@ -72,8 +72,14 @@ type Sender interface {
 
 // Deps are the relay's collaborators.
 type Deps struct {
+	// Mapper maps records. With NewMapper nil it must be used by one
+	// goroutine at a time and MapWorkers is 1.
 	Mapper Mapper
-	API    Sender
+	// NewMapper, when set, returns further Mappers for the mapping workers
+	// (Config.MapWorkers), one each, so that a Mapper may keep per-goroutine
+	// buffers.
+	NewMapper func() Mapper
+	API       Sender
 	// Validator checks each mapped event, including the time window, before
 	// it is batched. Required.
 	Validator *capi.Validator
@@ -212,6 +218,9 @@ func New(cfg Config, deps Deps) (*Relay, error) {
 	if deps.Logger == nil {
 		deps.Logger = slog.Default()
 	}
+	if deps.NewMapper == nil {
+		cfg.MapWorkers = 1
+	}
 	if deps.Metrics == nil {
 		deps.Metrics = NewMetrics(nil)
 	}
@@ -332,10 +341,21 @@ func (r *Relay) Run(ctx, force context.Context) error {
 	bg.Go(func() { r.lingerLoop(bgCtx) })
 	bg.Go(func() { r.commitLoop(bgCtx) })
 
+	jobs := make(chan job, 4*r.cfg.PollRecords)
+	var mappers sync.WaitGroup
+	for i := range r.cfg.MapWorkers {
+		m := r.deps.Mapper
+		if r.deps.NewMapper != nil && i > 0 {
+			m = r.deps.NewMapper()
+		}
+		mappers.Go(func() { r.mapWorker(ctx, m, jobs) })
+	}
 	pollErr := r.initBounds(ctx)
 	if pollErr == nil {
-		pollErr = r.pollLoop(ctx)
+		pollErr = r.pollLoop(ctx, jobs)
 	}
+	close(jobs)
+	mappers.Wait()
 
 	// Drain.
 	r.log.Info("draining", "unsettled_records", r.unsettled.Load(), "deadline", r.cfg.DrainTimeout)
@@ -364,9 +384,7 @@ func (r *Relay) Run(ctx, force context.Context) error {
 	return pollErr
 }
 
-func (r *Relay) pollLoop(ctx context.Context) error {
-	var outs []Mapped
-	var encBuf []byte
+func (r *Relay) pollLoop(ctx context.Context, jobs chan<- job) error {
 	for {
 		if r.boundedDone() {
 			r.log.Info("every partition consumed up to its end offset")
@@ -411,11 +429,7 @@ func (r *Relay) pollLoop(ctx context.Context) error {
 			r.hwm[topicPartition{fp.Topic, fp.Partition}] = fp.HighWatermark
 			r.mu.Unlock()
 		})
-		var stop bool
 		fetches.EachRecord(func(rec *kgo.Record) {
-			if stop {
-				return
-			}
 			if r.pastEnd(rec) {
 				return
 			}
@@ -428,16 +442,17 @@ func (r *Relay) pollLoop(ctx context.Context) error {
 				last.add(rec.Offset, rec.LeaderEpoch, 0, 0)
 				return
 			}
-			var err error
-			outs, encBuf, err = r.dispatch(ctx, last, rec, outs[:0], encBuf)
-			if err != nil {
-				stop = true
-			}
+			r.m.RecordsConsumed.WithLabelValues(rec.Topic).Inc()
+			r.consumed.Add(1)
+			last.consumed.Add(1)
+			r.slots <- struct{}{}
+			r.m.UnsettledRecords.Set(float64(r.unsettled.Add(1)))
+			// Tracked in offset order here, mapped by any worker: the
+			// pending unit is the mapping, settled when the worker is done.
+			ref := last.add(rec.Offset, rec.LeaderEpoch, rec.Timestamp.UnixMilli(), 1)
+			jobs <- job{polled: rec, ref: ref}
 		})
 		r.cl.AllowRebalance()
-		if stop {
-			return nil // ctx ended while a transient mapping error was retried
-		}
 	}
 }
 
@@ -544,10 +559,21 @@ func (r *Relay) trackerFor(topic string, partition int32) *partitionTracker {
 // dead-letter writer. It returns an error only when ctx ended while a
 // transient mapping error was being retried (the record is then untracked:
 // not settled, never committed past).
-func (r *Relay) dispatch(ctx context.Context, t *partitionTracker, polled *kgo.Record, outs []Mapped, encBuf []byte) ([]Mapped, []byte, error) {
-	r.m.RecordsConsumed.WithLabelValues(polled.Topic).Inc()
-	r.consumed.Add(1)
-	t.consumed.Add(1)
+// job is one polled record handed to a mapping worker. Its tracker entry
+// already exists (in offset order) with one pending unit: the mapping itself.
+type job struct {
+	polled *kgo.Record
+	ref    ref
+}
+
+// mapRecord maps one record and hands its events to the batcher or the
+// dead-letter writer, then settles the record's mapping unit. It runs in a
+// mapping worker; mapper is the worker's own. When ctx ends while a transient
+// mapping error is retried, the record stays unsettled: never committed past,
+// re-read after a restart.
+func (r *Relay) mapRecord(ctx context.Context, mapper Mapper, j job, outs []Mapped, encBuf []byte) ([]Mapped, []byte) {
+	polled, ref := j.polled, j.ref
+	mappingUnit := eventRef{ref: ref, rec: polled}
 	rec := polled
 	var err error
 	if r.deps.Unwrap != nil {
@@ -558,51 +584,48 @@ func (r *Relay) dispatch(ctx context.Context, t *partitionTracker, polled *kgo.R
 	}
 	backoff := 100 * time.Millisecond
 	for err == nil {
-		outs, err = r.deps.Mapper.Map(rec, outs[:0])
+		outs, err = mapper.Map(rec, outs[:0])
 		if err == nil || !errors.Is(err, ErrTransient) {
 			break
 		}
 		r.log.Warn("transient mapping error; retrying", "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "err", err, "wait", backoff)
 		select {
 		case <-ctx.Done():
-			return outs, encBuf, ctx.Err()
+			return outs, encBuf
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, 10*time.Second)
 		err = nil
 	}
-	r.slots <- struct{}{}
-	r.unsettled.Add(1)
-	r.m.UnsettledRecords.Set(float64(r.unsettled.Load()))
-	// The age that matters is the events' (the API's window is on event
-	// time); a record without events is aged by its own timestamp.
-	tsMS := polled.Timestamp.UnixMilli()
-	if err == nil {
-		for i := range outs {
-			if ts := outs[i].Event.TimestampMS; ts > 0 && ts < tsMS {
-				tsMS = ts
-			}
-		}
-	}
 	if err != nil {
-		ref := t.add(polled.Offset, polled.LeaderEpoch, tsMS, 1)
 		dl := DeadLetter{Class: ClassMapping, Message: err.Error()}
 		var re *RecordError
 		if errors.As(err, &re) {
 			dl.Class, dl.Rule = re.Class, re.Rule
 		}
 		r.m.MapErrors.WithLabelValues(rec.Topic, dl.Class).Inc()
+		ref.addPending(1)
 		r.deadLetter(eventRef{ref: ref, rec: rec, rule: dl.Rule}, dl)
-		return outs, encBuf, nil
+		r.settle(mappingUnit)
+		return outs, encBuf
 	}
-	ref := t.add(polled.Offset, polled.LeaderEpoch, tsMS, len(outs))
 	if len(outs) == 0 {
 		r.m.RecordsFiltered.WithLabelValues(rec.Topic).Inc()
 		r.filtered.Add(1)
 		r.outcome(rec, Outcome{Kind: "filtered"})
-		r.released()
-		return outs, encBuf, nil
+		r.settle(mappingUnit)
+		return outs, encBuf
 	}
+	// The age that matters is the events' (the API's window is on event
+	// time); a record without events is aged by its own timestamp.
+	minTS := int64(0)
+	for i := range outs {
+		if ts := outs[i].Event.TimestampMS; ts > 0 && (minTS == 0 || ts < minTS) {
+			minTS = ts
+		}
+	}
+	ref.setTimestamp(minTS)
+	ref.addPending(len(outs))
 	for i := range outs {
 		o := &outs[i]
 		ev := eventRef{ref: ref, rec: rec, rule: o.Rule, tsMS: o.Event.TimestampMS}
@@ -631,7 +654,17 @@ func (r *Relay) dispatch(ctx context.Context, t *partitionTracker, polled *kgo.R
 		encBuf = capi.AppendEvent(encBuf[:0], &o.Event)
 		r.add(batchKey{pixel: pixel, validateOnly: r.deps.ValidateOnly}, encBuf, ev)
 	}
-	return outs, encBuf, nil
+	r.settle(mappingUnit)
+	return outs, encBuf
+}
+
+// mapWorker maps the jobs of the poll loop until the channel closes.
+func (r *Relay) mapWorker(ctx context.Context, mapper Mapper, jobs <-chan job) {
+	var outs []Mapped
+	var encBuf []byte
+	for j := range jobs {
+		outs, encBuf = r.mapRecord(ctx, mapper, j, outs[:0], encBuf)
+	}
 }
 
 func (r *Relay) outcome(rec *kgo.Record, o Outcome) {

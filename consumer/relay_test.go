@@ -132,7 +132,7 @@ func (h *harness) start(cfg Config, mapper Mapper, opts ...kgo.Opt) *relayRun {
 		level = slog.LevelInfo
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	r, err := New(cfg, Deps{Mapper: mapper, API: h.api, Validator: &capi.Validator{}, DefaultPixel: simPixel, Logger: logger})
+	r, err := New(cfg, Deps{Mapper: mapper, NewMapper: func() Mapper { return mapper }, API: h.api, Validator: &capi.Validator{}, DefaultPixel: simPixel, Logger: logger})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -428,7 +428,7 @@ func (h *harness) startWithValidator(cfg Config, v *capi.Validator) *relayRun {
 		cfg.CommitInterval = 100 * time.Millisecond
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	r, err := New(cfg, Deps{Mapper: testMapper, API: h.api, Validator: v, DefaultPixel: simPixel, Logger: logger})
+	r, err := New(cfg, Deps{Mapper: testMapper, NewMapper: func() Mapper { return testMapper }, API: h.api, Validator: v, DefaultPixel: simPixel, Logger: logger})
 	if err != nil {
 		h.t.Fatal(err)
 	}

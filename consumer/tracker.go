@@ -79,6 +79,19 @@ func (r ref) addPending(n int) {
 	r.t.mu.Unlock()
 }
 
+// setTimestamp records the event time (Unix ms) of the record's oldest event,
+// for the age and time-to-expiry gauges; 0 keeps the record timestamp.
+func (r ref) setTimestamp(ms int64) {
+	if ms <= 0 {
+		return
+	}
+	r.t.mu.Lock()
+	if i := int(r.seq - r.t.base); i >= r.t.head && i < len(r.t.entries) && ms < r.t.entries[i].tsMS {
+		r.t.entries[i].tsMS = ms
+	}
+	r.t.mu.Unlock()
+}
+
 // settle marks one event of the record settled and reports whether the
 // record is now settled in full.
 func (r ref) settle() bool {

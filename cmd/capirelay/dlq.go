@@ -156,8 +156,9 @@ func redrive(ctx context.Context, s *setup, o redriveOptions) (*redriveReport, e
 		}
 		return "unknown"
 	})
+	adapter := s.newAdapter()
 	relay, err := consumer.New(ccfg, consumer.Deps{
-		Mapper: s.newAdapter(), API: s.client, Validator: s.validator, DefaultPixel: s.api.Pixel,
+		Mapper: adapter, NewMapper: adapter.clone, API: s.client, Validator: s.validator, DefaultPixel: s.api.Pixel,
 		ValidateOnly: o.validateOnly, DryRun: o.validateOnly, Unwrap: consumer.Unwrap,
 		Logger: newLogger(io.Discard, "text", "error"), OnOutcome: counter.observe,
 	})

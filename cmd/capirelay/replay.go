@@ -360,8 +360,9 @@ func replay(ctx context.Context, s *setup, o replayOptions) (*replayReport, erro
 	counter := newOutcomeCounter(func(r *kgo.Record) string { return r.Topic })
 	ccfg := s.consumerConfig(o.topics)
 	ccfg.Group, ccfg.Partitions, ccfg.End = "", parts, end
+	adapter := s.newAdapter()
 	relay, err := consumer.New(ccfg, consumer.Deps{
-		Mapper: s.newAdapter(), API: api, Validator: s.validator, DefaultPixel: s.api.Pixel,
+		Mapper: adapter, NewMapper: adapter.clone, API: api, Validator: s.validator, DefaultPixel: s.api.Pixel,
 		ValidateOnly: o.validateOnly, DryRun: o.validateOnly, DropExpired: !o.deadLetterExpired,
 		Logger: o.log, OnOutcome: counter.observe,
 	})

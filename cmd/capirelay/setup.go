@@ -171,7 +171,7 @@ func (s *setup) hasAvro() bool {
 func (s *setup) newRelay(logger *slog.Logger, m *consumer.Metrics) (*consumer.Relay, *mapperAdapter, error) {
 	a := s.newAdapter()
 	r, err := consumer.New(s.consumerConfig(s.mapper.Topics()), consumer.Deps{
-		Mapper: a, API: s.client, Validator: s.validator, DefaultPixel: s.api.Pixel,
+		Mapper: a, NewMapper: a.clone, API: s.client, Validator: s.validator, DefaultPixel: s.api.Pixel,
 		ValidateOnly: s.api.ValidateOnly, Logger: logger, Metrics: m,
 	})
 	return r, a, err
@@ -344,29 +344,39 @@ func (s *setup) consumerConfig(topics []string) consumer.Config {
 	return c
 }
 
-// mapperAdapter feeds kafka records to the compiled rules. Map is called
-// from the relay's poll loop only (one goroutine), so it reuses its buffers;
-// swap may be called from any goroutine (rule reload).
+// mapperAdapter feeds kafka records to the compiled rules. Each mapping
+// worker has its own adapter (Map reuses per-adapter buffers); the rules are
+// shared and may be swapped from any goroutine (rule reload).
 type mapperAdapter struct {
-	cur     atomic.Pointer[mapping.Mapper]
-	prev    atomic.Pointer[mapping.Mapper] // the rules before the last swap
-	decoder *schemas.Decoder               // for avro topics
+	rules   *ruleSet
+	decoder *schemas.Decoder // for avro topics
 	rec     mapping.Record
 	outs    []mapping.Output
 }
 
+// ruleSet is the current rules and the rules before the last swap.
+type ruleSet struct {
+	cur  atomic.Pointer[mapping.Mapper]
+	prev atomic.Pointer[mapping.Mapper]
+}
+
 func newMapperAdapter(m *mapping.Mapper) *mapperAdapter {
-	a := &mapperAdapter{}
-	a.cur.Store(m)
+	a := &mapperAdapter{rules: &ruleSet{}}
+	a.rules.cur.Store(m)
 	return a
+}
+
+// clone returns an adapter for another worker, sharing the rules.
+func (a *mapperAdapter) clone() consumer.Mapper {
+	return &mapperAdapter{rules: a.rules, decoder: a.decoder}
 }
 
 // swap installs new rules. Records of a topic the new rules no longer have
 // are still mapped with the previous rules until the relay stops consuming
 // that topic, so a reload never dead-letters records that were in flight.
 func (a *mapperAdapter) swap(m *mapping.Mapper) {
-	a.prev.Store(a.cur.Load())
-	a.cur.Store(m)
+	a.rules.prev.Store(a.rules.cur.Load())
+	a.rules.cur.Store(m)
 }
 
 // mapAvro decodes an avro record through the Schema Registry and maps it. A
@@ -401,9 +411,9 @@ func (a *mapperAdapter) Map(r *kgo.Record, dst []consumer.Mapped) ([]consumer.Ma
 	for _, h := range r.Headers {
 		a.rec.Headers = append(a.rec.Headers, mapping.Header{Key: h.Key, Value: h.Value})
 	}
-	m := a.cur.Load()
+	m := a.rules.cur.Load()
 	if m.Format(r.Topic) == "" {
-		if p := a.prev.Load(); p != nil && p.Format(r.Topic) != "" {
+		if p := a.rules.prev.Load(); p != nil && p.Format(r.Topic) != "" {
 			m = p
 		}
 	}
