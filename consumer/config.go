@@ -153,7 +153,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("consumer: max batch events must be 1 to %d, got %d", capi.MaxEventsPerRequest, c.MaxBatchEvents))
 	}
 	for name, v := range map[string]int{"max batch bytes": c.MaxBatchBytes, "concurrency": c.Concurrency,
-		"max unsettled records": c.MaxUnsettledRecords, "poll records": c.PollRecords} {
+		"max unsettled records": c.MaxUnsettledRecords, "poll records": c.PollRecords, "map workers": c.MapWorkers} {
 		if v < 0 {
 			errs = append(errs, fmt.Errorf("consumer: %s must not be negative, got %d", name, v))
 		}

@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -84,5 +85,23 @@ func TestTrackerCompacts(t *testing.T) {
 	}
 	if cap(tr.entries) > 1024 {
 		t.Fatalf("settled history not reclaimed: cap %d", cap(tr.entries))
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	good := Config{Group: "g", Topics: []string{"t"}, DeadLetterTopic: "dlq"}
+	if err := good.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	bad := Config{Topics: []string{"dlq"}, DeadLetterTopic: "dlq", MaxBatchEvents: 1001, MapWorkers: -1, Linger: -1}
+	err := bad.Validate()
+	for _, want := range []string{"group id", "also the dead-letter topic", "max batch events", "map workers", "linger"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate() = %v, want it to mention %q", err, want)
+		}
+	}
+	redrive := Config{Group: "g", Topics: []string{"dlq"}, DeadLetterTopic: "dlq", AllowDeadLetterSource: true}
+	if err := redrive.Validate(); err != nil {
+		t.Fatalf("redrive config: %v", err)
 	}
 }
