@@ -18,10 +18,17 @@ import (
 //
 //	hamba-generic  Decode with schemas.HambaGeneric (hamba/avro's generic
 //	               decoding into map[string]any, normalized) + MapValue
-//	compiled       Decode (the compiled decoder) + MapValue
-//	fields         DecodeFields with schemas.NewFieldSet(m.Paths(topic)...)
+//	compiled       DecodeRecord (the compiled decoder, records as
+//	               *schemas.Record: fields by position, no maps) + MapValue
+//	               (what the relay runs)
+//	compiled-map   Decode (the compiled decoder into map[string]any) + MapValue
+//	fields         DecodeRecordFields with schemas.NewFieldSet(m.Paths(topic)...)
 //	               (only the fields the rules read) + MapValue
-//	map-only       MapValue alone, on a decoded value
+//	fields-map     DecodeFields with the same FieldSet (maps) + MapValue
+//	map-only       MapValue alone, on a value of Decode (maps)
+//	map-only-record MapValue alone, on a value of DecodeRecord
+//
+// Every case must give the same event (checked before it is timed).
 //
 //	go test -run '^$' -bench DecodeMapAvroOrder -benchmem ./mapping/
 func BenchmarkDecodeMapAvroOrder(b *testing.B) {
@@ -76,20 +83,31 @@ func BenchmarkDecodeMapAvroOrder(b *testing.B) {
 	}
 	decode := func(d *schemas.Decoder) (any, error) { v, _, err := d.Decode(ctx, wire); return v, err }
 	run("hamba-generic", decode, schemas.HambaGeneric())
-	run("compiled", decode)
-	run("fields", func(d *schemas.Decoder) (any, error) { v, _, err := d.DecodeFields(ctx, wire, fs); return v, err })
+	run("compiled", func(d *schemas.Decoder) (any, error) { v, _, err := d.DecodeRecord(ctx, wire); return v, err })
+	run("compiled-map", decode)
+	run("fields", func(d *schemas.Decoder) (any, error) { v, _, err := d.DecodeRecordFields(ctx, wire, fs); return v, err })
+	run("fields-map", func(d *schemas.Decoder) (any, error) { v, _, err := d.DecodeFields(ctx, wire, fs); return v, err })
 	// The mapping alone, from an already decoded value: what the rules cost.
 	tree, _, err := schemas.DecodeWireWith(s, wire)
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Run("map-only", func(b *testing.B) {
-		dst := make([]Output, 0, 1)
-		b.ReportAllocs()
-		for b.Loop() {
-			if dst, err = m.MapValue(rec, tree, dst[:0]); err != nil {
-				b.Fatal(err)
+	recTree, _, err := schemas.DecodeWireRecordWith(s, wire)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		v    any
+	}{{"map-only", tree}, {"map-only-record", recTree}} {
+		b.Run(c.name, func(b *testing.B) {
+			dst := make([]Output, 0, 1)
+			b.ReportAllocs()
+			for b.Loop() {
+				if dst, err = m.MapValue(rec, c.v, dst[:0]); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
+		})
+	}
 }

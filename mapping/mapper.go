@@ -43,14 +43,16 @@ func (m *Mapper) Map(rec *Record, dst []Output) ([]Output, error) {
 	if err != nil {
 		return dst, &MapError{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Class: ClassDecode, Err: err}
 	}
-	return m.apply(t, rec, v, dst)
+	return m.apply(t, rec, v, true, dst)
 }
 
 // MapValue is Map for a value already decoded (by the Avro decoder, for
 // example): value is a tree of map[string]any, []any, string, bool, nil,
 // int64 (or int, int32), float64, json.Number, []byte and time.Time (a
-// timestamp): the tree schemas.Decoder returns. A key that is missing (an
-// Avro null) is absent to the rules, exactly as for JSON. rec.Value is not
+// timestamp): the tree schemas.Decoder returns. A record may also be a
+// Fields (the *schemas.Record of schemas.Decoder.DecodeRecord, the faster
+// decoding): the events are the same as for its map. A key that is missing
+// (an Avro null) is absent to the rules, exactly as for JSON. rec.Value is not
 // read. value is not modified and may be shared. A nil value (a tombstone)
 // gives no events.
 func (m *Mapper) MapValue(rec *Record, value any, dst []Output) ([]Output, error) {
@@ -61,7 +63,7 @@ func (m *Mapper) MapValue(rec *Record, value any, dst []Output) ([]Output, error
 	if value == nil {
 		return dst, nil
 	}
-	return m.apply(t, rec, value, dst)
+	return m.apply(t, rec, value, false, dst)
 }
 
 func (m *Mapper) noTopic(rec *Record) error {
@@ -69,9 +71,14 @@ func (m *Mapper) noTopic(rec *Record) error {
 		Err: errors.New("no rules for topic " + strconv.Quote(rec.Topic))}
 }
 
-func (m *Mapper) apply(t *topic, rec *Record, value any, dst []Output) ([]Output, error) {
+// apply maps value; isPlain tells that value holds no Fields (it was
+// decoded from JSON here), so CEL may read it as it is.
+func (m *Mapper) apply(t *topic, rec *Record, value any, isPlain bool, dst []Output) ([]Output, error) {
 	c := ectxPool.Get().(*ectx)
 	c.reset(rec, value)
+	if isPlain {
+		c.plain, c.plainSet, c.itemPlain = value, true, true
+	}
 	c.useSlots(t.nslots)
 	start := len(dst)
 	var err error
@@ -437,7 +444,7 @@ func (t *topic) fillData(r *rule, c *ectx, d *capi.Data) (string, error) {
 			case kTime:
 				x = v.n
 			default:
-				x = v.a
+				x = plainTree(v.a) // a record of schemas.DecodeRecord: its map
 			}
 			if d.Properties == nil {
 				d.Properties = make(map[string]any, len(r.props))
@@ -524,6 +531,9 @@ func fillContent(f *contentFields, c *ectx, o *capi.Content, i int, eventCurrenc
 		}
 		if !v.missing() {
 			m, ok := v.a.(map[string]any)
+			if f, isRec := v.a.(Fields); isRec {
+				m, ok = f.AsMap(), true
+			}
 			if !ok {
 				return path("variant_dict"), errors.New("must be a map of string to string, got " + v.typeName())
 			}

@@ -36,6 +36,12 @@ type ectx struct {
 	// path is first looked up for the record.
 	slotVals  []any
 	slotState []uint8
+	// plain is value with its Fields records converted to maps, for CEL
+	// (built on the first CEL read of value; plainSet tells).
+	plain    any
+	plainSet bool
+	// itemPlain: the items hold no Fields either (a JSON value).
+	itemPlain bool
 }
 
 const (
@@ -48,6 +54,7 @@ const (
 func (c *ectx) reset(rec *Record, value any) {
 	c.rec, c.value = rec, value
 	c.itemName, c.item, c.headers, c.key, c.keySet = "", nil, nil, "", false
+	c.plain, c.plainSet, c.itemPlain = nil, false, false
 	clear(c.slotVals) // drop the previous record's values
 	c.slotVals, c.slotState = c.slotVals[:0], c.slotState[:0]
 }
@@ -72,7 +79,13 @@ var ectxPool = sync.Pool{New: func() any { return new(ectx) }}
 func (c *ectx) ResolveName(name string) (any, bool) {
 	switch name {
 	case varValue:
-		return c.value, true
+		// A value with Fields records (schemas.Record) is converted to the
+		// plain tree, which CEL reads natively, once per record and only
+		// when a CEL program runs.
+		if !c.plainSet {
+			c.plain, c.plainSet = plainTree(c.value), true
+		}
+		return c.plain, true
 	case varKey:
 		return c.keyString(), true
 	case varHeaders:
@@ -87,7 +100,10 @@ func (c *ectx) ResolveName(name string) (any, bool) {
 		return types.Timestamp{Time: c.rec.Timestamp}, true
 	}
 	if c.itemName != "" && name == c.itemName {
-		return c.item, true
+		if c.itemPlain {
+			return c.item, true
+		}
+		return plainTree(c.item), true
 	}
 	return nil, false
 }
@@ -206,11 +222,14 @@ func walk(x any, steps []step) (any, bool) {
 			x = l[s.idx]
 			continue
 		}
-		m, ok := x.(map[string]any)
-		if !ok {
-			return nil, false
+		var ok bool
+		switch m := x.(type) {
+		case map[string]any:
+			x, ok = m[s.key]
+		case Fields:
+			x, ok = m.Field(s.key)
 		}
-		if x, ok = m[s.key]; !ok {
+		if !ok {
 			return nil, false
 		}
 	}
@@ -373,11 +392,14 @@ func (n *hasNode) eval(c *ectx) (val, error) {
 	if !ok {
 		return val{}, nil
 	}
-	m, ok := x.(map[string]any)
-	if !ok {
+	switch m := x.(type) {
+	case map[string]any:
+		_, ok = m[n.key]
+	case Fields:
+		_, ok = m.Field(n.key)
+	default:
 		return val{}, errors.New("has(): not a map")
 	}
-	_, ok = m[n.key]
 	return boolVal(ok), nil
 }
 

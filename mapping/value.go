@@ -63,7 +63,7 @@ func (v val) typeName() string {
 		return "timestamp"
 	}
 	switch v.a.(type) {
-	case map[string]any:
+	case map[string]any, Fields:
 		return "map"
 	case []any:
 		return "list"

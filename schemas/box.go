@@ -38,6 +38,7 @@ var (
 	stringType = typeWord("")
 	int64Type  = typeWord(int64(0))
 	timeType   = typeWord(time.Time{})
+	listType   = typeWord([]any(nil))
 )
 
 func makeIface(typ, data unsafe.Pointer) (v any) {
@@ -51,8 +52,52 @@ type slabs struct {
 	strs  []string
 	ints  []int64
 	times []time.Time
+	// recs and vals hold the records of a DecodeRecord and their fields.
+	recs []Record
+	vals []any
+	// text holds the decimal strings (DecodeRecord: the spare capacity of
+	// the payload copy).
+	text []byte
 	// counts of the values boxed, to size the next decode's slabs.
-	nStr, nInt, nTime int
+	nStr, nInt, nTime, nRec, nVal, nText int
+}
+
+// newRecord returns a record of type t with n absent fields, from the slabs:
+// the records of one decode take two allocations in all, not one map each.
+func (s *slabs) newRecord(t *RecordType, n int) *Record {
+	r := s.allocRecord()
+	r.T, r.V = t, s.takeVals(n)
+	return r
+}
+
+func (s *slabs) allocRecord() *Record {
+	if len(s.recs) == cap(s.recs) {
+		s.recs = make([]Record, 0, max(4, s.nRec/2))
+	}
+	s.nRec++
+	s.recs = s.recs[:len(s.recs)+1]
+	return &s.recs[len(s.recs)-1]
+}
+
+// takeVals returns n nil values from the vals slab (capacity n: an append
+// to them copies).
+func (s *slabs) takeVals(n int) []any {
+	if cap(s.vals)-len(s.vals) < n {
+		s.vals = make([]any, 0, max(n, 16, s.nVal/2))
+	}
+	s.nVal += n
+	l := len(s.vals)
+	s.vals = s.vals[:l+n]
+	return s.vals[l : l+n : l+n]
+}
+
+// boxList boxes an array's []any with its slice header in the recs slab (a
+// Record's V, with no type: never seen as a Record), instead of a new
+// 24-byte heap object.
+func (s *slabs) boxList(l []any) any {
+	r := s.allocRecord()
+	r.V = l
+	return makeIface(listType, unsafe.Pointer(&r.V))
 }
 
 func (s *slabs) boxStr(v string) any {
@@ -62,6 +107,21 @@ func (s *slabs) boxStr(v string) any {
 	s.nStr++
 	s.strs = append(s.strs, v)
 	return makeIface(stringType, unsafe.Pointer(&s.strs[len(s.strs)-1]))
+}
+
+// boxDecimal boxes the decimal string of b (see formatDecimal), written to
+// the text slab: the decimals of one decode share one allocation. Like the
+// other slabs, text is append-only, so a string never changes.
+func (s *slabs) boxDecimal(b []byte, scale int) any {
+	var buf [64]byte
+	d := appendDecimal(buf[:0], b, scale) // never empty: at least "0"
+	if cap(s.text)-len(s.text) < len(d) {
+		s.text = make([]byte, 0, max(64, len(d)))
+	}
+	l := len(s.text)
+	s.nText += len(d)
+	s.text = append(s.text, d...)
+	return s.boxStr(unsafe.String(&s.text[l], len(d)))
 }
 
 func (s *slabs) boxInt(v int64) any {

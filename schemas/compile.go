@@ -50,7 +50,9 @@ type node struct {
 	fields     []field // opRecord
 	// keep is the number of fields of a record that are kept (not skipped):
 	// the size hint of its map.
-	keep     int
+	keep int
+	// rtype is the shape of a record's *Record (DecodeRecord).
+	rtype    *RecordType
 	elem     *node   // opArray items, opMap values
 	branches []*node // opUnion
 	// minSize is the fewest bytes a value of this node takes (0 for null, an
@@ -89,6 +91,8 @@ func compile(s avro.Schema, fs *fieldNode) (*node, error) {
 // hint remembers how many values the last decode of a program boxed.
 type hint struct {
 	nStr, nInt, nTime atomic.Int32
+	// nRec, nVal: the records and record fields of the last DecodeRecord.
+	nRec, nVal, nText atomic.Int32
 }
 
 type compiler struct {
@@ -220,13 +224,18 @@ func (c *compiler) record(rs *avro.RecordSchema, fs *fieldNode, depth int) (*nod
 		n.fields = append(n.fields, field{name: f.Name(), n: fn})
 		n.minSize += fn.minSize
 	}
+	names := make([]string, len(n.fields))
+	for i, f := range n.fields {
+		names[i] = f.name
+	}
+	n.rtype = newRecordType(rs.FullName(), names)
 	return n, nil
 }
 
 // observe records the counts of a successful decode (the largest record
 // seen wins, decaying by a quarter per record so one outlier does not size
 // every later slab).
-func (h *hint) observe(s *slabs) {
+func (h *hint) observe(s *slabs, records bool) {
 	set := func(a *atomic.Int32, n int) {
 		old := int(a.Load())
 		if n > old || n < old*3/4 {
@@ -236,4 +245,9 @@ func (h *hint) observe(s *slabs) {
 	set(&h.nStr, s.nStr)
 	set(&h.nInt, s.nInt)
 	set(&h.nTime, s.nTime)
+	if records {
+		set(&h.nRec, s.nRec)
+		set(&h.nVal, s.nVal)
+		set(&h.nText, s.nText)
+	}
 }

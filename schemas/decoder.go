@@ -138,7 +138,23 @@ func (d *Decoder) Client() *sr.Client { return d.cl }
 // (retry later; never dead-letter); a *DecodeError for a bad record
 // (dead-letter). Nothing else.
 func (d *Decoder) Decode(ctx context.Context, b []byte) (value any, schemaID int, err error) {
-	return d.decode(ctx, b, nil, d.o.generic)
+	return d.decode(ctx, b, nil, d.o.generic, false)
+}
+
+// DecodeRecord is Decode building every Avro record as a *Record (fields by
+// position, absent fields nil) instead of a map[string]any: the same values
+// in the same places, for about half the decoding cost, as the records of
+// one value take two allocations in all. Plain converts its result into
+// Decode's. mapping.Mapper.MapValue takes either. It always uses the
+// compiled decoder (HambaGeneric is ignored); errors are Decode's.
+func (d *Decoder) DecodeRecord(ctx context.Context, b []byte) (value any, schemaID int, err error) {
+	return d.decode(ctx, b, nil, false, true)
+}
+
+// DecodeRecordFields is DecodeRecord building only the fields of fs (see
+// DecodeFields): the fields not asked for are absent (nil) in their record.
+func (d *Decoder) DecodeRecordFields(ctx context.Context, b []byte, fs *FieldSet) (value any, schemaID int, err error) {
+	return d.decode(ctx, b, fs, false, true)
 }
 
 // DecodeFields is Decode building only the fields of fs (see FieldSet); the
@@ -147,10 +163,10 @@ func (d *Decoder) Decode(ctx context.Context, b []byte) (value any, schemaID int
 // with the unrequested keys removed. A nil fs is Decode with the compiled
 // decoder.
 func (d *Decoder) DecodeFields(ctx context.Context, b []byte, fs *FieldSet) (value any, schemaID int, err error) {
-	return d.decode(ctx, b, fs, false)
+	return d.decode(ctx, b, fs, false, false)
 }
 
-func (d *Decoder) decode(ctx context.Context, b []byte, fs *FieldSet, generic bool) (any, int, error) {
+func (d *Decoder) decode(ctx context.Context, b []byte, fs *FieldSet, generic, records bool) (any, int, error) {
 	id, payload, err := splitHeader(b)
 	if err != nil {
 		return nil, 0, err
@@ -163,7 +179,7 @@ func (d *Decoder) decode(ctx context.Context, b []byte, fs *FieldSet, generic bo
 	if generic {
 		v, err = s.decodeGeneric(d.gen, payload)
 	} else {
-		v, err = s.decode(payload, fs, d.o.maxBytes)
+		v, err = s.decode(payload, fs, d.o.maxBytes, records)
 	}
 	return v, id, err
 }
@@ -343,7 +359,7 @@ func (s *Schema) program(fs *FieldSet) (*node, error) {
 }
 
 // decode runs the compiled program of fs over payload.
-func (s *Schema) decode(payload []byte, fs *FieldSet, maxBytes int) (any, error) {
+func (s *Schema) decode(payload []byte, fs *FieldSet, maxBytes int, records bool) (any, error) {
 	p, err := s.program(fs)
 	if err != nil {
 		return nil, err
@@ -351,10 +367,16 @@ func (s *Schema) decode(payload []byte, fs *FieldSet, maxBytes int) (any, error)
 	// One copy of the payload, which decoded strings then alias: one
 	// allocation for all of the record's strings, and the caller's buffer is
 	// not retained.
-	buf := make([]byte, len(payload))
-	copy(buf, payload)
-	r := state{reader: reader{b: buf, max: maxBytes}}
 	h := p.hint
+	extra := 0
+	if records {
+		// Room for the decimal strings after the payload: one allocation.
+		extra = int(h.nText.Load())
+	}
+	buf := make([]byte, len(payload), len(payload)+extra)
+	copy(buf, payload)
+	r := state{reader: reader{b: buf, max: maxBytes}, records: records}
+	r.text = buf[len(buf):]
 	if n := h.nStr.Load(); n > 0 {
 		r.strs = make([]string, 0, n)
 	}
@@ -364,9 +386,17 @@ func (s *Schema) decode(payload []byte, fs *FieldSet, maxBytes int) (any, error)
 	if n := h.nTime.Load(); n > 0 {
 		r.times = make([]time.Time, 0, n)
 	}
+	if records {
+		if n := h.nRec.Load(); n > 0 {
+			r.recs = make([]Record, 0, n)
+		}
+		if n := h.nVal.Load(); n > 0 {
+			r.vals = make([]any, 0, n)
+		}
+	}
 	v := decodeNode(&r, p, 0)
 	if r.err == nil {
-		h.observe(&r.slabs)
+		h.observe(&r.slabs, records)
 	}
 	if r.err != nil {
 		return nil, s.payloadError(r.err)

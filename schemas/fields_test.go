@@ -117,14 +117,14 @@ func TestDecodeFieldsSkipsBlocks(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(full, any(want)) {
 		t.Fatalf("full: %#v %v", full, err)
 	}
-	v, err := s.decode(payload, NewFieldSet("z"), 0)
+	v, err := s.decode(payload, NewFieldSet("z"), 0, false)
 	if err != nil || !reflect.DeepEqual(v, any(map[string]any{"z": "end"})) {
 		t.Fatalf("projected: %#v %v", v, err)
 	}
 	// A block byte size past the end is corrupt.
 	bad := append([]byte(nil), payload...)
 	bad[1] = 0x7e
-	if _, err := s.decode(bad, NewFieldSet("z"), 0); err == nil {
+	if _, err := s.decode(bad, NewFieldSet("z"), 0, false); err == nil {
 		t.Fatal("bad block size: no error")
 	}
 }

@@ -36,7 +36,14 @@ func FuzzDecode(f *testing.F) {
 	g := newGeneric(DefaultMaxByteSliceSize)
 	f.Fuzz(func(t *testing.T, which uint8, payload []byte) {
 		s := schemas[int(which)%len(schemas)]
-		v, err := s.decode(payload, nil, DefaultMaxByteSliceSize)
+		v, err := s.decode(payload, nil, DefaultMaxByteSliceSize, false)
+		rv, rerr := s.decode(payload, nil, DefaultMaxByteSliceSize, true)
+		if (err == nil) != (rerr == nil) || err != nil && err.Error() != rerr.Error() {
+			t.Fatalf("records mode: error %v, map mode: error %v", rerr, err)
+		}
+		if err == nil && !reflect.DeepEqual(Plain(rv), v) {
+			t.Fatalf("records mode disagrees:\nPlain(records) %#v\n          maps %#v", Plain(rv), v)
+		}
 		if err != nil {
 			var de *DecodeError
 			if !errors.As(err, &de) {
@@ -54,7 +61,7 @@ func FuzzDecode(f *testing.F) {
 		if !reflect.DeepEqual(v, gv) {
 			t.Fatalf("engines disagree:\ncompiled %#v\n   hamba %#v", v, gv)
 		}
-		pv, err := s.decode(payload, webShopFields, DefaultMaxByteSliceSize)
+		pv, err := s.decode(payload, webShopFields, DefaultMaxByteSliceSize, false)
 		if err != nil {
 			t.Fatalf("projection failed where the full decode succeeded: %v", err)
 		}

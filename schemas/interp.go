@@ -10,6 +10,8 @@ import (
 type state struct {
 	reader
 	slabs
+	// records makes records *Record instead of map[string]any.
+	records bool
 }
 
 // decodeNode decodes one value of n from r into the tree shape of this
@@ -29,6 +31,21 @@ func decodeNode(r *state, n *node, depth int) any {
 		if depth > maxDepth {
 			r.fail(errDepth)
 			return nil
+		}
+		if r.records {
+			rec := r.newRecord(n.rtype, len(n.fields))
+			for i := range n.fields {
+				f := &n.fields[i]
+				if f.n.skip {
+					skipNode(r, f.n, depth+1)
+					continue
+				}
+				rec.V[i] = decodeNode(r, f.n, depth+1) // nil (null): absent
+			}
+			if r.err != nil {
+				return nil
+			}
+			return rec
 		}
 		m := make(map[string]any, n.keep)
 		for i := range n.fields {
@@ -73,7 +90,11 @@ func decodeNode(r *state, n *node, depth int) any {
 				return nil
 			}
 			if out == nil {
-				out = make([]any, 0, c)
+				if r.records {
+					out = r.takeVals(c)[:0]
+				} else {
+					out = make([]any, 0, c)
+				}
 			}
 			for ; c > 0; c-- {
 				out = append(out, decodeNode(r, n.elem, depth+1))
@@ -84,6 +105,9 @@ func decodeNode(r *state, n *node, depth int) any {
 		}
 		if out == nil {
 			out = []any{}
+		}
+		if r.records {
+			return r.boxList(out)
 		}
 		return out
 	case opMap:
@@ -149,13 +173,13 @@ func decodeNode(r *state, n *node, depth int) any {
 		if r.err != nil {
 			return nil
 		}
-		return r.boxStr(formatDecimal(b, n.scale))
+		return r.boxDecimal(b, n.scale)
 	case opDecimalFixed:
 		b := r.fixed(n.size)
 		if r.err != nil {
 			return nil
 		}
-		return r.boxStr(formatDecimal(b, n.scale))
+		return r.boxDecimal(b, n.scale)
 	case opTimestampMillis:
 		return r.boxTime(time.UnixMilli(r.long()).UTC())
 	case opTimestampMicros:
@@ -267,6 +291,12 @@ func skipNode(r *state, n *node, depth int) {
 // scale digits after the point: exact, e.g. ([]byte{0x32,0xc6}, 2) → "129.98",
 // (0xff, 2) → "-0.01", (0x00, 0) → "0". An empty b is zero.
 func formatDecimal(b []byte, scale int) string {
+	var buf [64]byte
+	return string(appendDecimal(buf[:0], b, scale))
+}
+
+// appendDecimal appends formatDecimal(b, scale) to out.
+func appendDecimal(out, b []byte, scale int) []byte {
 	var digits []byte
 	neg := false
 	if len(b) <= 8 {
@@ -295,14 +325,12 @@ func formatDecimal(b []byte, scale int) string {
 	}
 	if scale <= 0 {
 		if neg {
-			return "-" + string(digits)
+			out = append(out, '-')
 		}
-		return string(digits)
+		return append(out, digits...)
 	}
 	// Pad to at least scale+1 digits: 5 with scale 2 is "0.05".
 	pad := max(scale+1-len(digits), 0)
-	var buf [64]byte
-	out := buf[:0]
 	if neg {
 		out = append(out, '-')
 	}
@@ -317,5 +345,5 @@ func formatDecimal(b []byte, scale int) string {
 			out = append(out, digits[i-pad])
 		}
 	}
-	return string(out)
+	return out
 }

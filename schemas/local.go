@@ -83,7 +83,7 @@ func ParseSchema(text string) (*Schema, error) {
 // s, into the same tree Decoder.Decode returns, with the default
 // MaxByteSliceSize. Errors are *DecodeError.
 func DecodeWith(s *Schema, payload []byte) (any, error) {
-	return s.decode(payload, nil, DefaultMaxByteSliceSize)
+	return s.decode(payload, nil, DefaultMaxByteSliceSize, false)
 }
 
 // DecodeWireWith decodes a Confluent wire-format value with the local schema
@@ -94,7 +94,21 @@ func DecodeWireWith(s *Schema, b []byte) (any, int, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	v, err := s.decode(payload, nil, DefaultMaxByteSliceSize)
+	v, err := s.decode(payload, nil, DefaultMaxByteSliceSize, false)
+	if de, ok := err.(*DecodeError); ok {
+		de.SchemaID = id
+	}
+	return v, id, err
+}
+
+// DecodeWireRecordWith is DecodeWireWith building records as *Record (see
+// Decoder.DecodeRecord).
+func DecodeWireRecordWith(s *Schema, b []byte) (any, int, error) {
+	id, payload, err := splitHeader(b)
+	if err != nil {
+		return nil, 0, err
+	}
+	v, err := s.decode(payload, nil, DefaultMaxByteSliceSize, true)
 	if de, ok := err.(*DecodeError); ok {
 		de.SchemaID = id
 	}

@@ -393,7 +393,7 @@ func (a *mapperAdapter) mapAvro(m *mapping.Mapper, r *kgo.Record) ([]mapping.Out
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	value, _, err := a.decoder.Decode(ctx, r.Value)
+	value, _, err := a.decoder.DecodeRecord(ctx, r.Value)
 	if err != nil {
 		if errors.Is(err, schemas.ErrTransient) {
 			return a.outs[:0], fmt.Errorf("%s/%d@%d: schema registry: %w (%w)", r.Topic, r.Partition, r.Offset, err, consumer.ErrTransient)
