@@ -2,6 +2,7 @@ package capi
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -408,12 +410,7 @@ func (c *Client) Send(ctx context.Context, b Batch) (*Result, error) {
 }
 
 func sortRejections(r *Result) {
-	rs := r.Rejections
-	for i := 1; i < len(rs); i++ {
-		for j := i; j > 0 && rs[j].Index < rs[j-1].Index; j-- {
-			rs[j], rs[j-1] = rs[j-1], rs[j]
-		}
-	}
+	slices.SortFunc(r.Rejections, func(a, b Rejection) int { return cmp.Compare(a.Index, b.Index) })
 }
 
 // sendIsolating sends the events idx as one request and, when it is refused as
@@ -494,20 +491,11 @@ func (c *Client) post(ctx context.Context, b *Batch, idx []int, validateOnly boo
 		bufp = new([]byte)
 	}
 	defer c.bufs.Put(bufp)
-	body := *bufp
-	body = append(body[:0], `{"events":[`...)
+	events := make([][]byte, len(idx))
 	for n, i := range idx {
-		if n > 0 {
-			body = append(body, ',')
-		}
-		body = append(body, b.Events[i]...)
+		events[n] = b.Events[i]
 	}
-	body = append(body, ']')
-	if validateOnly {
-		body = append(body, `,"validate_only":true`...)
-	}
-	body = appendOptString(body, `,"integration_source":`, c.cfg.IntegrationSource)
-	body = append(body, '}')
+	body := AppendRequest((*bufp)[:0], events, validateOnly, c.cfg.IntegrationSource)
 	*bufp = body
 
 	target := c.endpoint + url.QueryEscape(b.Pixel)

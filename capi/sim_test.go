@@ -3,7 +3,6 @@ package capi
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -196,5 +195,3 @@ func postToSim(t testing.TB, sim http.Handler, body []byte) (int, string) {
 	sim.ServeHTTP(rec, req)
 	return rec.Code, rec.Body.String()
 }
-
-var _ = fmt.Sprint

@@ -3,7 +3,6 @@ package consumer
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -106,7 +105,7 @@ func BenchmarkRelayEndToEnd(b *testing.B) {
 				b.StartTimer()
 				start := time.Now()
 				go func() { done <- r.Run(ctx, nil) }()
-				for r.settledCount() < int64(n) {
+				for r.Progress().Settled < int64(n) {
 					time.Sleep(5 * time.Millisecond)
 				}
 				el := time.Since(start)
@@ -149,5 +148,3 @@ func BenchmarkBareConsume(b *testing.B) {
 		b.StartTimer()
 	}
 }
-
-var _ = fmt.Sprint

@@ -442,7 +442,7 @@ func (r *Relay) pollLoop(ctx context.Context, jobs chan<- job) error {
 				last.add(rec.Offset, rec.LeaderEpoch, 0, 0)
 				return
 			}
-			r.m.RecordsConsumed.WithLabelValues(rec.Topic).Inc()
+			last.consumedMetric.Inc()
 			r.consumed.Add(1)
 			last.consumed.Add(1)
 			r.slots <- struct{}{}
@@ -550,6 +550,7 @@ func (r *Relay) trackerFor(topic string, partition int32) *partitionTracker {
 			r.byTopic[topic] = c
 		}
 		t.consumed = c
+		t.consumedMetric = r.m.RecordsConsumed.WithLabelValues(topic)
 		r.trackers[tp] = t
 	}
 	return t
@@ -761,7 +762,7 @@ func (r *Relay) send(b *batch) {
 			r.m.Ready.Set(1)
 		}
 	}()
-	for attempt := 1; ; attempt++ {
+	for {
 		// Events wait in batches and in retries (an outage can last days):
 		// one that left the window since it was validated would only be
 		// refused by the API, so it is settled as expired here instead.
@@ -1105,9 +1106,6 @@ func firstCommitError(resp *kmsg.OffsetCommitResponse) error {
 }
 
 func itoa(p int32) string { return strconv.Itoa(int(p)) }
-
-// settledCount returns how many records have settled in full.
-func (r *Relay) settledCount() int64 { return r.settled.Load() }
 
 // Progress is a snapshot of a Relay's counters since it started.
 type Progress struct {

@@ -8,8 +8,8 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"os"
-	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -361,24 +361,11 @@ func TestRelayDeadLettersBadRecords(t *testing.T) {
 				t.Errorf("offset %d: rule header %q", o, r)
 			}
 		case ClassExpired:
-			if !contains(msg, "older than the event-age window") {
+			if !strings.Contains(msg, "older than the event-age window") {
 				t.Errorf("expired message %q", msg)
 			}
 		}
 	}
-}
-
-func contains(s, sub string) bool {
-	return len(sub) == 0 || (len(s) >= len(sub) && indexOf(s, sub) >= 0)
-}
-
-func indexOf(s, sub string) int {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return i
-		}
-	}
-	return -1
 }
 
 // An event that passes local validation but that the API refuses (here: a
@@ -415,7 +402,7 @@ func TestRelayIsolatesAPIRejection(t *testing.T) {
 	if st, _ := HeaderValue(rec, HeaderAPIStatus); st != "400" {
 		t.Fatalf("api status %q", st)
 	}
-	if body, _ := HeaderValue(rec, HeaderAPIBody); body == "" || contains(body, simKey) {
+	if body, _ := HeaderValue(rec, HeaderAPIBody); body == "" || strings.Contains(body, simKey) {
 		t.Fatalf("api body %q", body)
 	}
 	t.Logf("1 rejected in 1000: sim stats %+v", h.sim.Stats())
@@ -577,15 +564,6 @@ func TestRelayDrainOnShutdown(t *testing.T) {
 		// allow the settled prefix to be shorter only by what is in flight.
 		t.Logf("settled prefix %d < accepted %d (out-of-order completion)", c, accepted)
 	}
-}
-
-func sortedKeys(m map[string]int) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func (h *harness) client(opts ...kgo.Opt) *kgo.Client {

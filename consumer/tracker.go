@@ -3,6 +3,8 @@ package consumer
 import (
 	"sync"
 	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // partitionTracker holds the records of one partition, from the first
@@ -30,6 +32,9 @@ type partitionTracker struct {
 	// consumed counts the records of the partition's topic (shared by the
 	// topic's trackers), for per-topic progress.
 	consumed *atomic.Int64
+	// consumedMetric is the topic's records-consumed counter, looked up
+	// once per tracker instead of once per record.
+	consumedMetric prometheus.Counter
 	// oldestMS is the record timestamp of entries[head], for the age metric.
 }
 

@@ -5,17 +5,17 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -528,8 +528,7 @@ func reconcile(ctx context.Context, brokers []string, sim *capisim.Server, expec
 	defer cl.Close()
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	adm := make(chan struct{})
-	_ = adm
+	bad := countBad(expect)
 	for {
 		fs := cl.PollFetches(rctx)
 		if rctx.Err() != nil {
@@ -545,7 +544,7 @@ func reconcile(ctx context.Context, brokers []string, sim *capisim.Server, expec
 			dead[tpo{t, int32(pi), oi}] = c
 			byClass[c]++
 		})
-		if len(dead) >= countBad(expect) {
+		if len(dead) >= bad {
 			break
 		}
 	}
@@ -574,7 +573,7 @@ func reconcile(ctx context.Context, brokers []string, sim *capisim.Server, expec
 	for _, n := range byClass {
 		rep.DeadLettered += n
 	}
-	sort.Strings(rep.LostDetail)
+	slices.Sort(rep.LostDetail)
 	if len(rep.LostDetail) > 20 {
 		rep.LostDetail = rep.LostDetail[:20]
 	}
@@ -594,37 +593,22 @@ func countBad(expect map[tpo]expectation) int {
 
 func printDemoSummary(w io.Writer, r *demoReport) {
 	fmt.Fprintf(w, "\nsummary (%.1fs)\n", r.Seconds)
-	topics := make([]string, 0, len(r.RecordsByTopic))
-	for t := range r.RecordsByTopic {
-		topics = append(topics, t)
-	}
-	sort.Strings(topics)
 	fmt.Fprintf(w, "  records            %d", r.Records)
-	for _, t := range topics {
+	for _, t := range slices.Sorted(maps.Keys(r.RecordsByTopic)) {
 		fmt.Fprintf(w, "  (%s %d)", t, r.RecordsByTopic[t])
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "  events expected    %d\n", r.EventsExpected)
 	fmt.Fprintf(w, "  events accepted    %d  (%.0f events/s)\n", r.EventsAccepted, r.EventsPerSec)
 	fmt.Fprintf(w, "  filtered records   %d  (no rule matched: pending orders)\n", r.Filtered)
-	classes := make([]string, 0, len(r.DeadByClass))
-	for c := range r.DeadByClass {
-		classes = append(classes, c)
-	}
-	sort.Strings(classes)
 	fmt.Fprintf(w, "  dead-lettered      %d", r.DeadLettered)
-	for _, c := range classes {
+	for _, c := range slices.Sorted(maps.Keys(r.DeadByClass)) {
 		fmt.Fprintf(w, "  %s=%d", c, r.DeadByClass[c])
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "  duplicates         %d  (ignored by the API's dedup)\n", r.Duplicates)
-	codes := make([]string, 0, len(r.APIRequests))
-	for c := range r.APIRequests {
-		codes = append(codes, c)
-	}
-	sort.Strings(codes)
 	fmt.Fprintf(w, "  API requests      ")
-	for _, c := range codes {
+	for _, c := range slices.Sorted(maps.Keys(r.APIRequests)) {
 		fmt.Fprintf(w, " %s=%d", c, r.APIRequests[c])
 	}
 	fmt.Fprintln(w)
@@ -633,5 +617,3 @@ func printDemoSummary(w io.Writer, r *demoReport) {
 		fmt.Fprintf(w, "    %s\n", d)
 	}
 }
-
-var _ = errors.New

@@ -6,8 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os/signal"
-	"sort"
+	"slices"
 	"syscall"
 	"time"
 
@@ -207,13 +208,8 @@ func redriveStarts(ctx context.Context, adm *kadm.Client, group, topic string, f
 
 func printRedriveSummary(w io.Writer, r *redriveReport) {
 	fmt.Fprintf(w, "\nredrive summary (%.1fs)%s\n", r.Seconds, map[bool]string{true: " [validate_only: nothing saved, nothing committed]", false: ""}[r.ValidateOnly])
-	classes := make([]string, 0, len(r.ByClass))
-	for c := range r.ByClass {
-		classes = append(classes, c)
-	}
-	sort.Strings(classes)
 	fmt.Fprintf(w, "  %-14s %10s %9s %14s\n", "was", "accepted", "filtered", "failed again")
-	for _, c := range classes {
+	for _, c := range slices.Sorted(maps.Keys(r.ByClass)) {
 		tr := r.ByClass[c]
 		fmt.Fprintf(w, "  %-14s %10d %9d %14d", c, tr.Accepted, tr.Filtered, tr.DeadLettered+tr.Expired)
 		if len(tr.ByClass) > 0 {

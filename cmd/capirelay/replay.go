@@ -8,9 +8,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/signal"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -453,13 +454,8 @@ func printReplaySummary(w io.Writer, r *replayReport) {
 		fmt.Fprintf(w, " (--from %s was clamped to it)", r.From.Format(time.RFC3339))
 	}
 	fmt.Fprintln(w)
-	names := make([]string, 0, len(r.Topics))
-	for t := range r.Topics {
-		names = append(names, t)
-	}
-	sort.Strings(names)
 	fmt.Fprintf(w, "  %-24s %10s %10s %9s %8s %9s %14s\n", "topic", "records", "accepted", "rejected", "expired", "filtered", "dead-lettered")
-	for _, t := range names {
+	for _, t := range slices.Sorted(maps.Keys(r.Topics)) {
 		tr := r.Topics[t]
 		fmt.Fprintf(w, "  %-24s %10d %10d %9d %8d %9d %14d\n", t, tr.Records, tr.Accepted, tr.Rejected, tr.Expired, tr.Filtered, tr.DeadLettered)
 	}
