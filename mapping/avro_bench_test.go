@@ -13,14 +13,18 @@ import (
 
 // BenchmarkDecodeMapAvroOrder measures one Avro order (v1: decimals, nested
 // customer, two items, attribution and client records) from Confluent
-// wire-format bytes to the event, with a warm schema cache, three ways in
+// wire-format bytes to the event, with a warm schema cache, several ways in
 // one run:
 //
 //	hamba-generic  Decode with schemas.HambaGeneric (hamba/avro's generic
 //	               decoding into map[string]any, normalized) + MapValue
+//	arena          DecodeRecordIn into one reused schemas.Arena (records by
+//	               field position, strings pointing into the payload, no
+//	               allocation in the decoder but the decimals' text) +
+//	               MapValue (what the relay runs)
 //	compiled       DecodeRecord (the compiled decoder, records as
-//	               *schemas.Record: fields by position, no maps) + MapValue
-//	               (what the relay runs)
+//	               *schemas.Record: fields by position, no maps, fresh
+//	               memory for every value) + MapValue
 //	compiled-map   Decode (the compiled decoder into map[string]any) + MapValue
 //	fields         DecodeRecordFields with schemas.NewFieldSet(m.Paths(topic)...)
 //	               (only the fields the rules read) + MapValue
@@ -83,6 +87,8 @@ func BenchmarkDecodeMapAvroOrder(b *testing.B) {
 	}
 	decode := func(d *schemas.Decoder) (any, error) { v, _, err := d.Decode(ctx, wire); return v, err }
 	run("hamba-generic", decode, schemas.HambaGeneric())
+	var arena schemas.Arena
+	run("arena", func(d *schemas.Decoder) (any, error) { v, _, err := d.DecodeRecordIn(ctx, wire, &arena); return v, err })
 	run("compiled", func(d *schemas.Decoder) (any, error) { v, _, err := d.DecodeRecord(ctx, wire); return v, err })
 	run("compiled-map", decode)
 	run("fields", func(d *schemas.Decoder) (any, error) { v, _, err := d.DecodeRecordFields(ctx, wire, fs); return v, err })

@@ -45,7 +45,7 @@ const avroCELRules = `topics:
 `
 
 // TestDecodeRecordSameEvents checks that the records of DecodeRecord (and
-// DecodeRecordFields) map to exactly the events of Decode's maps, for both
+// DecodeRecordFields, and DecodeRecordIn with one reused Arena) map to exactly the events of Decode's maps, for both
 // order versions, with the optional parts present and absent (null unions),
 // with the native rules, the deploy example's rules and CEL fallbacks.
 func TestDecodeRecordSameEvents(t *testing.T) {
@@ -63,6 +63,7 @@ func TestDecodeRecordSameEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := &Record{Topic: "shop.orders", Offset: 3, Timestamp: avroCreated}
+	var arena schemas.Arena // one for the whole test: reused as the relay reuses it
 	for name, rules := range map[string]string{"native": avroOrderRules, "example": exampleRules, "cel": avroCELRules} {
 		m := compileYAML(t, rules)
 		fs := schemas.NewFieldSet(m.Paths("shop.orders")...)
@@ -112,6 +113,11 @@ func TestDecodeRecordSameEvents(t *testing.T) {
 					t.Fatal(err)
 				}
 				check("DecodeRecordFields", fv)
+				av, _, err := d.DecodeRecordIn(ctx, wire, &arena)
+				if err != nil {
+					t.Fatal(err)
+				}
+				check("DecodeRecordIn", av)
 				lv, _, err := schemas.DecodeWireRecordWith(s, wire)
 				if err != nil {
 					t.Fatal(err)
@@ -135,5 +141,96 @@ func TestDecodeRecordSameEvents(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// avroPropsRules copy lists, records, decimals and timestamps of the value
+// into a custom event's properties.
+const avroPropsRules = `topics:
+  - topic: shop.orders
+    format: avro
+    rules:
+      - name: props
+        event:
+          type: custom
+          custom_event_name: order_copy
+          action_source: other
+          id: value.order_id
+          timestamp: value.created_at
+          user:
+            external_id: value.customer.id
+          data:
+            properties:
+              customer: value.customer
+              items: value.items
+              total: value.?total
+              created: value.created_at
+              attribution: value.?attribution
+`
+
+// TestArenaOutputsDetached: events mapped from a value decoded into an
+// Arena keep their content when the arena is reused for the next record,
+// including properties that copy whole records and lists of the value
+// (MapValue's guarantee, which the relay's reuse of one arena relies on).
+func TestArenaOutputsDetached(t *testing.T) {
+	ctx := context.Background()
+	reg := srfake.New()
+	t.Cleanup(reg.Close)
+	d, err := schemas.NewDecoder(schemas.RegistryConfig{URLs: []string{reg.URL()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, _ := schemas.Embedded(schemas.OrderV1)
+	id, _, err := reg.RegisterSchema("shop.orders-value", sr.Schema{Schema: text, Type: sr.TypeAvro})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := schemas.ParseEmbedded(schemas.OrderV1)
+	m := compileYAML(t, avroPropsRules)
+	rec := &Record{Topic: "shop.orders", Offset: 3, Timestamp: avroCreated}
+	first, second := avroOrder(1, true), avroOrder(1, true)
+	second["order_id"] = "ord_9999"
+	second["customer"] = map[string]any{"id": "cust_77", "email": "b@example.org", "phone": nil, "country": map[string]any{"string": "DE"}}
+	second["items"] = []map[string]any{{"sku": "sku_zzz", "title": "Other thing", "qty": 7, "unit_price": first["total"]}}
+	var wires [2][]byte
+	for i, o := range []map[string]any{first, second} {
+		if wires[i], err = schemas.Encode(id, s.Avro, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The events of the first record, mapped from a fresh decode.
+	tree, _, err := d.Decode(ctx, wires[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := m.MapValue(rec, tree, nil)
+	if err != nil || len(want) != 1 || want[0].Event.Data.Properties["customer"] == nil {
+		t.Fatalf("fresh decode: %+v %v", want, err)
+	}
+	// A warm arena (sized by a decode of the larger record), so the next
+	// two decodes share its memory.
+	var arena schemas.Arena
+	if _, _, err := d.DecodeRecordIn(ctx, wires[0], &arena); err != nil {
+		t.Fatal(err)
+	}
+	v, _, err := d.DecodeRecordIn(ctx, wires[0], &arena)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := m.MapValue(rec, v, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Reuse the arena for another record (and map it, as the relay does).
+	v2, _, err := d.DecodeRecordIn(ctx, wires[1], &arena)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if outs, err := m.MapValue(rec, v2, nil); err != nil || outs[0].Event.ID != "ord_9999" {
+		t.Fatalf("second record: %+v %v", outs, err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("the first record's events changed when the arena was reused:\n got %+v\nwant %+v",
+			got[0].Event.Data.Properties, want[0].Event.Data.Properties)
 	}
 }

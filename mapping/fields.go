@@ -1,5 +1,7 @@
 package mapping
 
+import "time"
+
 // Fields is a record of a decoded value that is read field by field instead
 // of as a map[string]any: *schemas.Record, which schemas.Decoder.DecodeRecord
 // builds. MapValue accepts it anywhere the tree holds a map (the value
@@ -74,4 +76,45 @@ func needsPlain(x any) bool {
 		return mapHoldsFields(v)
 	}
 	return false
+}
+
+// detachTree returns a deep copy of x, the plain tree of a decoded value
+// (Fields converted to maps), that shares no memory with x but string bytes:
+// every list and map is new, and every leaf is boxed anew. A decoder may
+// build its values in memory it reuses for the next record
+// (schemas.DecodeRecordIn): a value put into an event must not point there.
+func detachTree(x any) any {
+	switch v := x.(type) {
+	case nil:
+		return nil
+	case Fields:
+		return detachTree(v.AsMap())
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = detachTree(e)
+		}
+		return out
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			out[k] = detachTree(e)
+		}
+		return out
+	case string:
+		return string(v) // a new box: the old one may be reused
+	case int64:
+		return int64(v)
+	case float64:
+		return float64(v)
+	case bool:
+		return v
+	case time.Time:
+		return time.Time(v)
+	case []byte:
+		return append([]byte(nil), v...)
+	}
+	// Any other type is not built by this package's decoders; copying the
+	// interface value is all that can be done generically.
+	return x
 }

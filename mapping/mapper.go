@@ -55,6 +55,11 @@ func (m *Mapper) Map(rec *Record, dst []Output) ([]Output, error) {
 // (an Avro null) is absent to the rules, exactly as for JSON. rec.Value is not
 // read. value is not modified and may be shared. A nil value (a tombstone)
 // gives no events.
+//
+// The outputs share no memory with value but the bytes of its strings
+// (lists, maps and records put into an event are deep copies), so the
+// memory value was decoded into may be reused as soon as MapValue returns:
+// the relay decodes each record into the same schemas.Arena.
 func (m *Mapper) MapValue(rec *Record, value any, dst []Output) ([]Output, error) {
 	t := m.topics[rec.Topic]
 	if t == nil {
@@ -444,7 +449,7 @@ func (t *topic) fillData(r *rule, c *ectx, d *capi.Data) (string, error) {
 			case kTime:
 				x = v.n
 			default:
-				x = plainTree(v.a) // a record of schemas.DecodeRecord: its map
+				x = detachTree(v.a) // a list, map or record of the value, copied: see MapValue
 			}
 			if d.Properties == nil {
 				d.Properties = make(map[string]any, len(r.props))

@@ -70,13 +70,17 @@ func (s *slabs) newRecord(t *RecordType, n int) *Record {
 	return r
 }
 
+// allocRecord returns a zero record from the recs slab (zeroed, as an
+// Arena's slab holds the records of its previous value).
 func (s *slabs) allocRecord() *Record {
 	if len(s.recs) == cap(s.recs) {
 		s.recs = make([]Record, 0, max(4, s.nRec/2))
 	}
 	s.nRec++
 	s.recs = s.recs[:len(s.recs)+1]
-	return &s.recs[len(s.recs)-1]
+	r := &s.recs[len(s.recs)-1]
+	*r = Record{}
+	return r
 }
 
 // takeVals returns n nil values from the vals slab (capacity n: an append
@@ -88,7 +92,9 @@ func (s *slabs) takeVals(n int) []any {
 	s.nVal += n
 	l := len(s.vals)
 	s.vals = s.vals[:l+n]
-	return s.vals[l : l+n : l+n]
+	v := s.vals[l : l+n : l+n]
+	clear(v) // an Arena's slab holds its previous value
+	return v
 }
 
 // boxList boxes an array's []any with its slice header in the recs slab (a
@@ -143,4 +149,47 @@ func (s *slabs) boxTime(v time.Time) any {
 	s.nTime++
 	s.times = append(s.times, v)
 	return makeIface(timeType, unsafe.Pointer(&s.times[len(s.times)-1]))
+}
+
+// Arena is reusable memory for the values of Decoder.DecodeRecordIn: the
+// slabs of records, field lists and boxed strings, integers and times of
+// one value, emptied and refilled by the next. It holds the memory of the
+// largest value decoded in it (and, until it is reused, keeps its last
+// value's payload reachable). See DecodeRecordIn for what stays valid when.
+type Arena struct {
+	strs  []string
+	ints  []int64
+	times []time.Time
+	recs  []Record
+	vals  []any
+}
+
+// Reset drops the arena's memory; the next decode starts from scratch.
+// Values decoded in it stay valid (they keep what they use reachable).
+func (a *Arena) Reset() { *a = Arena{} }
+
+// take returns a's slabs, emptied, for one decode.
+func (a *Arena) take() slabs {
+	return slabs{strs: a.strs[:0], ints: a.ints[:0], times: a.times[:0], recs: a.recs[:0], vals: a.vals[:0]}
+}
+
+// keep sizes a's slabs for the next decode after one that used s: a slab
+// that overflowed is replaced by one that holds all of s's values; the
+// others are kept.
+func (a *Arena) keep(s *slabs) {
+	if s.nStr > cap(a.strs) {
+		a.strs = make([]string, 0, s.nStr)
+	}
+	if s.nInt > cap(a.ints) {
+		a.ints = make([]int64, 0, s.nInt)
+	}
+	if s.nTime > cap(a.times) {
+		a.times = make([]time.Time, 0, s.nTime)
+	}
+	if s.nRec > cap(a.recs) {
+		a.recs = make([]Record, 0, s.nRec)
+	}
+	if s.nVal > cap(a.vals) {
+		a.vals = make([]any, 0, s.nVal)
+	}
 }

@@ -63,7 +63,10 @@
 //     not the writer's type.
 //   - Strings of a decoded value share one copy of the payload: decoding
 //     allocates once for all of a record's strings, and a retained string
-//     keeps that copy (not the caller's buffer) alive.
+//     keeps that copy (not the caller's buffer) alive. DecodeRecordIn, the
+//     relay's path, skips the copy: its strings point into the caller's
+//     buffer, and the rest of the value lives in a reused Arena, valid until
+//     the arena's next use (see DecodeRecordIn for the exact contract).
 //
 // # Errors
 //

@@ -9,7 +9,8 @@ import (
 // FuzzDecode checks, on arbitrary payloads for the order and signup schemas,
 // that the compiled decoder never panics, fails only with *DecodeError, and
 // whenever it succeeds agrees exactly with hamba's generic decoding
-// (normalized) and with its own projection. The seed corpus runs in every
+// (normalized), with its own projection, and with its records mode, fresh
+// or in a reused Arena. The seed corpus runs in every
 // `go test`; `go test -fuzz FuzzDecode ./schemas/` explores further.
 func FuzzDecode(f *testing.F) {
 	files := []string{OrderV1, OrderV2, Signup}
@@ -34,6 +35,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add(uint8(0), []byte{})
 	f.Add(uint8(2), []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
 	g := newGeneric(DefaultMaxByteSliceSize)
+	var arena Arena // reused across inputs, as the relay reuses it across records
 	f.Fuzz(func(t *testing.T, which uint8, payload []byte) {
 		s := schemas[int(which)%len(schemas)]
 		v, err := s.decode(payload, nil, DefaultMaxByteSliceSize, false)
@@ -43,6 +45,13 @@ func FuzzDecode(f *testing.F) {
 		}
 		if err == nil && !reflect.DeepEqual(Plain(rv), v) {
 			t.Fatalf("records mode disagrees:\nPlain(records) %#v\n          maps %#v", Plain(rv), v)
+		}
+		av, aerr := s.decodeIn(payload, nil, DefaultMaxByteSliceSize, &arena)
+		if (err == nil) != (aerr == nil) || err != nil && err.Error() != aerr.Error() {
+			t.Fatalf("arena: error %v, map mode: error %v", aerr, err)
+		}
+		if err == nil && !reflect.DeepEqual(Plain(av), v) {
+			t.Fatalf("arena disagrees:\nPlain(arena) %#v\n        maps %#v", Plain(av), v)
 		}
 		if err != nil {
 			var de *DecodeError

@@ -352,6 +352,9 @@ type mapperAdapter struct {
 	decoder *schemas.Decoder // for avro topics
 	rec     mapping.Record
 	outs    []mapping.Output
+	// arena holds the decoded value of the record being mapped (avro
+	// topics); reused record after record, so not shared between workers.
+	arena schemas.Arena
 }
 
 // ruleSet is the current rules and the rules before the last swap.
@@ -391,9 +394,9 @@ func (a *mapperAdapter) mapAvro(m *mapping.Mapper, r *kgo.Record) ([]mapping.Out
 	if len(r.Value) == 0 {
 		return a.outs[:0], nil // a tombstone carries no event
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	value, _, err := a.decoder.DecodeRecord(ctx, r.Value)
+	// No per-record context: a cached schema needs none, and a registry
+	// fetch is bounded by schema_registry.timeout per request.
+	value, _, err := a.decoder.DecodeRecordIn(context.Background(), r.Value, &a.arena)
 	if err != nil {
 		if errors.Is(err, schemas.ErrTransient) {
 			return a.outs[:0], fmt.Errorf("%s/%d@%d: schema registry: %w (%w)", r.Topic, r.Partition, r.Offset, err, consumer.ErrTransient)
@@ -401,6 +404,11 @@ func (a *mapperAdapter) mapAvro(m *mapping.Mapper, r *kgo.Record) ([]mapping.Out
 		return a.outs[:0], &consumer.RecordError{Class: consumer.ClassDecode,
 			Err: fmt.Errorf("%s/%d@%d: %w", r.Topic, r.Partition, r.Offset, err)}
 	}
+	// The outputs share nothing with value but string bytes (MapValue's
+	// guarantee), so the arena is free for the next record when this
+	// returns. Its strings point into r.Value: nothing modifies a record's
+	// value, and the client does not recycle fetch memory (no
+	// kgo.WithPools), so they stay valid as long as an event holds them.
 	return m.MapValue(&a.rec, value, a.outs[:0])
 }
 
