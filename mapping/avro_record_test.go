@@ -56,12 +56,7 @@ func TestDecodeRecordSameEvents(t *testing.T) {
 	// The local schema files are for `check`; the mapping does not need them.
 	exampleRules := regexp.MustCompile(`(?m)^\s*schema:.*$`).ReplaceAllString(string(example), "")
 	ctx := context.Background()
-	reg := srfake.New()
-	t.Cleanup(reg.Close)
-	d, err := schemas.NewDecoder(schemas.RegistryConfig{URLs: []string{reg.URL()}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg, d := registryDecoder(t)
 	rec := &Record{Topic: "shop.orders", Offset: 3, Timestamp: avroCreated}
 	var arena schemas.Arena // one for the whole test: reused as the relay reuses it
 	for name, rules := range map[string]string{"native": avroOrderRules, "example": exampleRules, "cel": avroCELRules} {
@@ -174,12 +169,7 @@ const avroPropsRules = `topics:
 // (MapValue's guarantee, which the relay's reuse of one arena relies on).
 func TestArenaOutputsDetached(t *testing.T) {
 	ctx := context.Background()
-	reg := srfake.New()
-	t.Cleanup(reg.Close)
-	d, err := schemas.NewDecoder(schemas.RegistryConfig{URLs: []string{reg.URL()}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg, d := registryDecoder(t)
 	text, _ := schemas.Embedded(schemas.OrderV1)
 	id, _, err := reg.RegisterSchema("shop.orders-value", sr.Schema{Schema: text, Type: sr.TypeAvro})
 	if err != nil {
@@ -233,4 +223,17 @@ func TestArenaOutputsDetached(t *testing.T) {
 		t.Errorf("the first record's events changed when the arena was reused:\n got %+v\nwant %+v",
 			got[0].Event.Data.Properties, want[0].Event.Data.Properties)
 	}
+}
+
+// registryDecoder returns an empty in-process registry and a decoder that
+// reads it; both are closed with the test.
+func registryDecoder(t *testing.T) (*srfake.Registry, *schemas.Decoder) {
+	t.Helper()
+	reg := srfake.New()
+	t.Cleanup(reg.Close)
+	d, err := schemas.NewDecoder(schemas.RegistryConfig{URLs: []string{reg.URL()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reg, d
 }

@@ -187,19 +187,16 @@ func (d *Decoder) DecodeFields(ctx context.Context, b []byte, fs *FieldSet) (val
 // Arena is not safe for concurrent use; the zero Arena is ready to use.
 // Errors are DecodeRecord's; a is reusable after one.
 func (d *Decoder) DecodeRecordIn(ctx context.Context, b []byte, a *Arena) (value any, schemaID int, err error) {
-	id, payload, err := splitHeader(b)
-	if err != nil {
-		return nil, 0, err
-	}
-	s, err := d.SchemaByID(ctx, id)
-	if err != nil {
-		return nil, id, err
-	}
-	v, err := s.decodeIn(payload, nil, d.o.maxBytes, a)
-	return v, id, err
+	return d.decodeWith(ctx, b, nil, false, true, a)
 }
 
 func (d *Decoder) decode(ctx context.Context, b []byte, fs *FieldSet, generic, records bool) (any, int, error) {
+	return d.decodeWith(ctx, b, fs, generic, records, nil)
+}
+
+// decodeWith decodes b with the compiled decoder (generic: hamba's), into a
+// when a is not nil (records only).
+func (d *Decoder) decodeWith(ctx context.Context, b []byte, fs *FieldSet, generic, records bool, a *Arena) (any, int, error) {
 	id, payload, err := splitHeader(b)
 	if err != nil {
 		return nil, 0, err
@@ -209,9 +206,12 @@ func (d *Decoder) decode(ctx context.Context, b []byte, fs *FieldSet, generic, r
 		return nil, id, err
 	}
 	var v any
-	if generic {
+	switch {
+	case a != nil:
+		v, err = s.decodeIn(payload, fs, d.o.maxBytes, a)
+	case generic:
 		v, err = s.decodeGeneric(d.gen, payload)
-	} else {
+	default:
 		v, err = s.decode(payload, fs, d.o.maxBytes, records)
 	}
 	return v, id, err
