@@ -132,7 +132,9 @@ type Outcome struct {
 //     after the last commit, and the API deduplicates re-sent events on id.
 //   - Transient failures (API 5xx/408/429, timeouts, dead-letter writes
 //     failing, mapper errors marked ErrTransient) are retried; they never
-//     dead-letter and never move a commit.
+//     dead-letter and never move a commit. At shutdown a record whose mapping
+//     still fails transiently is given up at once (the drain does not wait
+//     for it); it stays uncommitted and is re-read after the restart.
 //   - Configuration faults (API 401/403/404) pause sending, make Ready false
 //     and are retried every ConfigRetryInterval; nothing is dead-lettered
 //     because of them, and sending resumes by itself.
@@ -160,6 +162,10 @@ type Relay struct {
 
 	slots     chan struct{} // one token per unsettled record
 	unsettled atomic.Int64
+	// abandoned counts records whose mapping was given up at shutdown
+	// (a transient error still failing): never settled, never committed past;
+	// the drain does not wait for them.
+	abandoned atomic.Int64
 
 	bmu     sync.Mutex // guards pending
 	pending map[batchKey]*batch
@@ -592,6 +598,9 @@ func (r *Relay) mapRecord(ctx context.Context, mapper Mapper, j job, outs []Mapp
 		r.log.Warn("transient mapping error; retrying", "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "err", err, "wait", backoff)
 		select {
 		case <-ctx.Done():
+			r.abandoned.Add(1)
+			r.log.Info("shutting down: giving up a record whose mapping fails transiently; it is not committed and will be re-read after the restart",
+				"topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset)
 			return outs, encBuf
 		case <-time.After(backoff):
 		}
@@ -909,12 +918,28 @@ func (r *Relay) deadLetter(ev eventRef, dl DeadLetter) {
 	produce(r.cfg.DeadLetterRetry)
 }
 
-// waitSettled waits until the trackers in only (all when nil) have no
-// unsettled record, or ctx ends. It reports whether everything settled.
+// waitSettled waits until the trackers in only have no unsettled record, or
+// ctx ends; with only nil (the drain), until every record is settled or was
+// given up at shutdown. It reports whether that happened before ctx ended.
 func (r *Relay) waitSettled(ctx context.Context, only map[topicPartition]bool) bool {
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
+		if only == nil {
+			// The drain: every record settled or given up (an abandoned
+			// record keeps its partition's later records out of the settled
+			// prefix, but it can no longer settle, and neither can they move
+			// the commit).
+			if r.unsettled.Load() <= r.abandoned.Load() {
+				return true
+			}
+			select {
+			case <-ctx.Done():
+				return false
+			case <-tick.C:
+			}
+			continue
+		}
 		busy := false
 		r.mu.Lock()
 		for tp, t := range r.trackers {

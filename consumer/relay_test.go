@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -574,4 +575,46 @@ func (h *harness) client(opts ...kgo.Opt) *kgo.Client {
 	}
 	h.t.Cleanup(cl.Close)
 	return cl
+}
+
+// TestRelayShutdownDuringTransientMappingError: a record whose mapping keeps
+// failing transiently (a Schema Registry outage, say) holds the commit
+// before it and is never dead-lettered; on shutdown the relay gives it up
+// at once instead of waiting out the drain deadline for a record that cannot
+// settle in this run, and still commits nothing past it.
+func TestRelayShutdownDuringTransientMappingError(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, capisim.Options{})
+	topic, dlq, group := kafkatest.Topic(t, 1), kafkatest.Topic(t, 1), kafkatest.GroupID(t)
+	vals := make([]any, 20)
+	for i := range vals {
+		vals[i] = testValue{ID: fmt.Sprintf("s-%d", i), TS: now()}
+	}
+	h.produce(topic, 0, vals...)
+	var attempts atomic.Int32
+	mapper := MapperFunc(func(rec *kgo.Record, dst []Mapped) ([]Mapped, error) {
+		if rec.Offset == 10 {
+			attempts.Add(1)
+			return dst, fmt.Errorf("schema registry: unreachable (%w)", ErrTransient)
+		}
+		return testMapper(rec, dst)
+	})
+	const drain = 30 * time.Second
+	run := h.start(Config{Group: group, Topics: []string{topic}, DeadLetterTopic: dlq, DrainTimeout: drain}, mapper)
+	waitFor(t, "the 19 other records accepted", 30*time.Second, func() bool { return len(h.acceptedIDs()) == 19 })
+	waitFor(t, "the commit held before the failing record", 30*time.Second, func() bool { return h.committed(group, topic)[0] == 10 })
+	waitFor(t, "the failing record retried", 10*time.Second, func() bool { return attempts.Load() >= 2 })
+	start := time.Now()
+	run.stop(t)
+	took := time.Since(start)
+	t.Logf("shutdown took %v after %d attempts at the failing record", took, attempts.Load())
+	if took > drain/3 {
+		t.Errorf("shutdown took %v: the drain waited for a record that could not settle (deadline %v)", took, drain)
+	}
+	if c := h.committed(group, topic)[0]; c != 10 {
+		t.Errorf("committed %d after shutdown, want 10 (never past the unsettled record)", c)
+	}
+	if n := h.endOffsets(dlq)[0]; n != 0 {
+		t.Errorf("%d dead letters for a transient failure", n)
+	}
 }
