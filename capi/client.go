@@ -577,13 +577,34 @@ func (c *Client) attempt(ctx context.Context, target string, body []byte) (out p
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
 		return out, 0, nil
 	}
-	head, _ := io.ReadAll(io.LimitReader(resp.Body, int64(c.cfg.MaxErrorBody)+1))
+	// Scrub before truncating, and read len(key) bytes past the cut, so that a
+	// key echoed across the cut is whole when Scrub sees it. A key cut off by
+	// the read limit itself is dropped first: Scrub cannot recognise it, and
+	// when earlier echoes shrink to "[redacted]" it would move into the text
+	// that is kept.
+	key := c.cfg.APIKey.Reveal()
+	limit := c.cfg.MaxErrorBody + len(key) + 1
+	head, _ := io.ReadAll(io.LimitReader(resp.Body, int64(limit)))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
-	out.Body = c.cfg.APIKey.Scrub(truncate(string(head), c.cfg.MaxErrorBody))
+	if len(head) == limit {
+		head = dropKeyPrefixSuffix(head, key)
+	}
+	out.Body = truncate(c.cfg.APIKey.Scrub(string(head)), c.cfg.MaxErrorBody)
 	if out.Class == ClassTransient {
 		retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	}
 	return out, retryAfter, nil
+}
+
+// dropKeyPrefixSuffix removes the longest end of b that is a proper prefix of
+// key: the start of an echo of the key that a read limit cut off.
+func dropKeyPrefixSuffix(b []byte, key string) []byte {
+	for n := min(len(key)-1, len(b)); n > 0; n-- {
+		if string(b[len(b)-n:]) == key[:n] {
+			return b[:len(b)-n]
+		}
+	}
+	return b
 }
 
 type scrubError struct{ msg string }

@@ -465,3 +465,49 @@ func TestLimiterWaitedBeforeEveryAttempt(t *testing.T) {
 		t.Fatalf("limiter waited %d times for %d requests", lim.n, res.Requests)
 	}
 }
+
+// An API key the server echoes must not survive in part when the echo
+// straddles the MaxErrorBody cut, nor when earlier echoes shrink under
+// scrubbing and pull a key cut off by the read limit into the kept text.
+func TestErrorBodyNeverKeepsPartOfTheKey(t *testing.T) {
+	const maxBody = 256
+	var body atomic.Pointer[string]
+	_, srv := newFakeAPI(t, func(_ int, r fakeReq) (int, http.Header, string) {
+		if r.Pixel == "config" {
+			return 401, nil, *body.Load()
+		}
+		return 400, nil, *body.Load()
+	})
+	c := newTestClient(t, srv.URL, func(c *Config) { c.MaxErrorBody = maxBody })
+	leaked := func(s string) string {
+		for n := len(testKey); n >= 8; n-- {
+			if strings.Contains(s, testKey[:n]) {
+				return testKey[:n]
+			}
+		}
+		return ""
+	}
+	for _, echoes := range []int{0, 1, 10} {
+		for at := maxBody - len(testKey); at <= maxBody+len(testKey)+1; at++ {
+			// echoes keys first, then one more starting at byte at.
+			b := strings.Repeat(testKey, echoes)
+			b += strings.Repeat("x", at-len(b)) + testKey + strings.Repeat("y", 100)
+			body.Store(&b)
+			res, err := c.Send(context.Background(), Batch{Pixel: "p", Events: encodedEvents(1)})
+			if err != nil || len(res.Rejections) != 1 {
+				t.Fatalf("echoes=%d at=%d: err=%v res=%+v", echoes, at, err, res)
+			}
+			if got := res.Rejections[0].Body; leaked(got) != "" || len(got) > maxBody+len("…(truncated)") {
+				t.Fatalf("echoes=%d at=%d: rejection body keeps %q of the key: %q", echoes, at, leaked(got), got)
+			}
+			_, err = c.Send(context.Background(), Batch{Pixel: "config", Events: encodedEvents(1)})
+			var apiErr *APIError
+			if !errors.As(err, &apiErr) || apiErr.Class != ClassConfig {
+				t.Fatalf("want config APIError, got %v", err)
+			}
+			if p := leaked(apiErr.Body); p != "" {
+				t.Fatalf("echoes=%d at=%d: APIError body keeps %q of the key: %q", echoes, at, p, apiErr.Body)
+			}
+		}
+	}
+}
