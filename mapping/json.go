@@ -14,9 +14,9 @@ import (
 // numbers (see money.minor for how a float64 amount is read exactly).
 //
 // When need is not nil, the members of objects that no rule reads are
-// skipped: scanned for well-formed brackets and strings but not decoded
-// (and not allocated). The decoded tree then holds only the keys the rules
-// read, which is all expressions can observe.
+// skipped: scanned for well-formed strings and matching brackets but not
+// decoded (and not allocated). The decoded tree then holds only the keys the
+// rules read, which is all expressions can observe.
 func decodeJSON(data []byte, need *need) (any, error) {
 	// One copy of the input: strings without escapes are substrings of it,
 	// which saves an allocation per string (they keep the copy alive while
@@ -403,16 +403,28 @@ func (d *jsonDecoder) skip(depth int) error {
 		_, _, err := d.rawString()
 		return err
 	case c == '{' || c == '[':
+		// The open levels, one bit each (set: opened with '['), so that a
+		// skipped part is rejected for mismatched brackets as a decoded one
+		// is. depth+level <= maxDepth bounds level.
+		var arrays [maxDepth/64 + 1]uint64
 		level := 0
 		for d.pos < len(d.data) {
-			switch d.data[d.pos] {
+			switch b := d.data[d.pos]; b {
 			case '{', '[':
 				level++
 				if depth+level > maxDepth {
 					return d.errf("nested too deeply")
 				}
+				if b == '[' {
+					arrays[level/64] |= 1 << (level % 64)
+				} else {
+					arrays[level/64] &^= 1 << (level % 64)
+				}
 				d.pos++
 			case '}', ']':
+				if isArray := arrays[level/64]&(1<<(level%64)) != 0; isArray != (b == ']') {
+					return d.errf("mismatched " + strconv.QuoteRune(rune(b)))
+				}
 				level--
 				d.pos++
 				if level == 0 {

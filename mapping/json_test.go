@@ -56,3 +56,31 @@ func TestDecodeJSONPruned(t *testing.T) {
 		t.Error("a broken skipped member must be an error")
 	}
 }
+
+// A skipped member is rejected exactly when decoding it would reject its
+// brackets: whether a record is dead-lettered must not depend on which keys
+// the rules read.
+func TestDecodeJSONSkipMismatchedBrackets(t *testing.T) {
+	nd := &need{}
+	nd.add([]string{"a"})
+	for _, in := range []string{
+		`{"x":[1},"a":1}`,
+		`{"x":{"y":1],"a":1}`,
+		`{"x":[[1]},"a":1}`,
+		`{"x":[{"y":"]"}}],"a":1}`,
+	} {
+		if _, err := DecodeJSON([]byte(in)); err == nil {
+			t.Fatalf("DecodeJSON(%s) accepted it: the test input must be malformed", in)
+		}
+		_, err := decodeJSON([]byte(in), nd)
+		if err == nil || !strings.Contains(err.Error(), "invalid JSON at byte") {
+			t.Errorf("pruned decode of %s: error = %v, want invalid JSON (as the full decode)", in, err)
+		}
+	}
+	// Well-formed nesting of both kinds, deep, still skips fine.
+	deep := strings.Repeat(`{"k":[`, 200) + `"]}"` + strings.Repeat(`]}`, 200)
+	got, err := decodeJSON([]byte(`{"x":`+deep+`,"a":1}`), nd)
+	if err != nil || !reflect.DeepEqual(got, map[string]any{"a": int64(1)}) {
+		t.Errorf("pruned decode of nested skip = %#v, %v", got, err)
+	}
+}
