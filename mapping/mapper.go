@@ -132,6 +132,7 @@ func str(n node, c *ectx, ints bool) (string, error) {
 	if n == nil {
 		return "", nil
 	}
+	var v val
 	switch p := n.(type) { // fast paths: a plain selection, a constant
 	case *pathNode:
 		x, found := p.lookup(c)
@@ -141,14 +142,17 @@ func str(n node, c *ectx, ints bool) (string, error) {
 		if !found || x == nil {
 			return "", nil
 		}
+		v = fromAny(x) // what p.eval gives, without a second lookup
 	case *constNode:
 		if p.v.k == kString {
 			return p.v.s, nil
 		}
-	}
-	v, err := n.eval(c)
-	if err != nil {
-		return "", err
+		v = p.v
+	default:
+		var err error
+		if v, err = n.eval(c); err != nil {
+			return "", err
+		}
 	}
 	switch v.k {
 	case kAbsent, kNull:
@@ -170,6 +174,7 @@ func optInt(n node, c *ectx, what string) (capi.OptInt64, error) {
 	if n == nil {
 		return capi.OptInt64{}, nil
 	}
+	var v val
 	if p, ok := n.(*pathNode); ok { // fast path: a plain selection of an int
 		x, found := p.lookup(c)
 		if i, ok := x.(int64); ok {
@@ -178,10 +183,12 @@ func optInt(n node, c *ectx, what string) (capi.OptInt64, error) {
 		if !found || x == nil {
 			return capi.OptInt64{}, nil
 		}
-	}
-	v, err := n.eval(c)
-	if err != nil {
-		return capi.OptInt64{}, err
+		v = fromAny(x) // what p.eval gives, without a second lookup
+	} else {
+		var err error
+		if v, err = n.eval(c); err != nil {
+			return capi.OptInt64{}, err
+		}
 	}
 	switch v.k {
 	case kAbsent, kNull:
@@ -289,6 +296,7 @@ func (t *topic) fill(r *rule, c *ectx, e *capi.Event) (string, error) {
 
 // strList collects the strings of a string-or-list field into buf.
 func strList(n node, c *ectx, buf []string, skipEmpty bool) ([]string, error) {
+	var v val
 	if p, ok := n.(*pathNode); ok { // fast path: a plain selection of a string
 		x, found := p.lookup(c)
 		if s, ok := x.(string); ok {
@@ -300,10 +308,12 @@ func strList(n node, c *ectx, buf []string, skipEmpty bool) ([]string, error) {
 		if !found || x == nil {
 			return buf, nil
 		}
-	}
-	v, err := n.eval(c)
-	if err != nil {
-		return buf, err
+		v = fromAny(x) // what p.eval gives, without a second lookup
+	} else {
+		var err error
+		if v, err = n.eval(c); err != nil {
+			return buf, err
+		}
 	}
 	switch v.k {
 	case kAbsent, kNull:
