@@ -1,6 +1,7 @@
 package schemas
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/http"
@@ -126,6 +127,45 @@ func TestDecodeFieldsSkipsBlocks(t *testing.T) {
 	bad[1] = 0x7e
 	if _, err := s.decode(bad, NewFieldSet("z"), 0, false); err == nil {
 		t.Fatal("bad block size: no error")
+	}
+}
+
+// TestDecodeFieldsBadIndex: an out-of-range enum or union index in a field
+// the projection skips fails DecodeFields and DecodeRecordFields with
+// Decode's error, as DecodeFields promises.
+func TestDecodeFieldsBadIndex(t *testing.T) {
+	d := newTestRegistry(t).decoder(t)
+	// A signup: user_id 1, email "a", first_name, last_name and country
+	// null, then platform (an enum of 3 symbols), landing_url null,
+	// signed_up_at 0, marketing_opt_in false.
+	signup := func(firstName []byte, platform int64) []byte {
+		b := append([]byte{0, 0, 0, 0, idSignup, 2, 2, 'a'}, firstName...)
+		b = append(b, 0, 0)
+		b = binary.AppendVarint(b, platform) // Avro's zig-zag varint
+		return append(b, 0, 0, 0)
+	}
+	if v, _, err := d.Decode(bg, signup([]byte{0}, 1)); err != nil || v.(map[string]any)["platform"] != "ios" {
+		t.Fatalf("good payload: %#v %v", v, err)
+	}
+	fs := NewFieldSet("email") // skips first_name and platform
+	for name, b := range map[string][]byte{
+		"enum index past the symbols":   signup([]byte{0}, 3),
+		"negative enum index":           signup([]byte{0}, -1),
+		"enum index over 32 bits":       signup([]byte{0}, 1<<40),
+		"union index past the branches": signup([]byte{4}, 1),
+		"union index over 32 bits":      signup(binary.AppendVarint(nil, 1<<40), 1),
+	} {
+		_, _, want := d.Decode(bg, b)
+		var de *DecodeError
+		if !errors.As(want, &de) || de.Reason != ReasonCorrupt {
+			t.Fatalf("%s: Decode: %v, want a corrupt payload", name, want)
+		}
+		if _, _, err := d.DecodeFields(bg, b, fs); err == nil || err.Error() != want.Error() {
+			t.Errorf("%s: DecodeFields: %v, want %v", name, err, want)
+		}
+		if _, _, err := d.DecodeRecordFields(bg, b, fs); err == nil || err.Error() != want.Error() {
+			t.Errorf("%s: DecodeRecordFields: %v, want %v", name, err, want)
+		}
 	}
 }
 

@@ -63,12 +63,8 @@ func decodeNode(r *state, n *node, depth int) any {
 		}
 		return m
 	case opUnion:
-		i := r.long()
-		if r.err != nil {
-			return nil
-		}
-		if i < 0 || i >= int64(len(n.branches)) {
-			r.fail(errUnionIdx)
+		i, ok := r.index(len(n.branches), errUnionIdx)
+		if !ok {
 			return nil
 		}
 		return decodeNode(r, n.branches[i], depth)
@@ -159,12 +155,8 @@ func decodeNode(r *state, n *node, depth int) any {
 		}
 		return append([]byte(nil), b...)
 	case opEnum:
-		i := r.long()
-		if r.err != nil {
-			return nil
-		}
-		if i < 0 || i >= int64(len(n.symbols)) {
-			r.fail(errEnumIdx)
+		i, ok := r.index(len(n.symbolsAny), errEnumIdx)
+		if !ok {
 			return nil
 		}
 		return n.symbolsAny[i]
@@ -227,8 +219,10 @@ func skipNode(r *state, n *node, depth int) {
 		r.bool()
 	case opLong, opTimestampMillis, opTimestampMicros, opTimeMicros:
 		r.long()
-	case opInt, opEnum, opDate, opTimeMillis:
+	case opInt, opDate, opTimeMillis:
 		r.int()
+	case opEnum:
+		r.index(len(n.symbolsAny), errEnumIdx)
 	case opFloat:
 		r.fixed(4)
 	case opDouble:
@@ -246,15 +240,9 @@ func skipNode(r *state, n *node, depth int) {
 			skipNode(r, n.fields[i].n, depth+1)
 		}
 	case opUnion:
-		i := r.long()
-		if r.err != nil {
-			return
+		if i, ok := r.index(len(n.branches), errUnionIdx); ok {
+			skipNode(r, n.branches[i], depth)
 		}
-		if i < 0 || i >= int64(len(n.branches)) {
-			r.fail(errUnionIdx)
-			return
-		}
-		skipNode(r, n.branches[i], depth)
 	case opArray, opMap:
 		if depth > maxDepth {
 			r.fail(errDepth)

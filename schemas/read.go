@@ -75,6 +75,20 @@ func (r *reader) int() int32 {
 	return int32(n)
 }
 
+// index reads a union branch or enum symbol index (a long) and checks that
+// 0 ≤ i < n; out of range, it fails with bad. ok is false after any failure.
+func (r *reader) index(n int, bad error) (i int, ok bool) {
+	l := r.long()
+	if r.err != nil {
+		return 0, false
+	}
+	if l < 0 || l >= int64(n) {
+		r.fail(bad)
+		return 0, false
+	}
+	return int(l), true
+}
+
 func (r *reader) bool() bool {
 	if r.pos >= len(r.b) {
 		r.fail(errEOF)
