@@ -331,17 +331,18 @@ func strList(n node, c *ectx, buf []string, skipEmpty bool) ([]string, error) {
 			break
 		}
 		for i, x := range l {
-			switch s := x.(type) {
-			case nil:
-			case string:
-				if skipEmpty && strings.TrimSpace(s) == "" {
+			// The kinds of a single value: an int is any of MapValue's ints.
+			switch e := fromAny(x); e.k {
+			case kNull:
+			case kString:
+				if skipEmpty && strings.TrimSpace(e.s) == "" {
 					continue
 				}
-				buf = append(buf, s)
-			case int64:
-				buf = append(buf, strconv.FormatInt(s, 10))
+				buf = append(buf, e.s)
+			case kInt:
+				buf = append(buf, strconv.FormatInt(e.n, 10))
 			default:
-				return buf, errors.New("list element " + strconv.Itoa(i) + " must be a string (or an int), got " + fromAny(x).typeName())
+				return buf, errors.New("list element " + strconv.Itoa(i) + " must be a string (or an int), got " + e.typeName())
 			}
 		}
 		return buf, nil

@@ -334,3 +334,42 @@ func TestMapValueTimestampsAndNumbers(t *testing.T) {
 		t.Errorf("CEL event = %+v", e)
 	}
 }
+
+func TestMapValueListElementNumbers(t *testing.T) {
+	// MapValue documents int, int32 and json.Number as ints: a list of them
+	// is written in decimal, as a single one is.
+	m := compileYAML(t, `topics:
+  - topic: t
+    rules:
+      - name: r
+        event:
+          type: page_viewed
+          id: value.id
+          timestamp: record
+          action_source: other
+          user:
+            external_id: value.ids
+            postal_codes: value.zips
+`)
+	v := map[string]any{"id": "x",
+		"ids":  []any{int64(1), 2, int32(3), json.Number("4"), nil, "5"},
+		"zips": []any{json.Number("75001"), 10115},
+	}
+	out, err := m.MapValue(&Record{Topic: "t", Timestamp: testTime}, v, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, id := range []string{"1", "2", "3", "4", "5"} {
+		want = append(want, capi.SHA256Hex(id))
+	}
+	u := out[0].Event.User
+	if !reflect.DeepEqual(u.ExternalIDsSHA256, want) || !reflect.DeepEqual(u.PostalCodes, []string{"75001", "10115"}) {
+		t.Errorf("external ids = %v (want the hashes of 1..5), postal codes = %v", u.ExternalIDsSHA256, u.PostalCodes)
+	}
+	// A fractional json.Number is not an int.
+	v["zips"] = []any{json.Number("1.5")}
+	if _, err := m.MapValue(&Record{Topic: "t", Timestamp: testTime}, v, nil); err == nil || !strings.Contains(err.Error(), "list element 0 must be a string (or an int), got double") {
+		t.Errorf("fractional list element: error = %v", err)
+	}
+}
