@@ -10,7 +10,8 @@ import (
 	"github.com/capirelay/capirelay/mapping"
 )
 
-// runCheck implements `capirelay check --config FILE`: load the file, compile
+// runCheck implements `capirelay check --config FILE`: load the file, check
+// the kafka, api, relay and schema_registry sections as `run` does, compile
 // every rule (which checks keys, expressions, output types, data shapes and
 // required fields), print every error and warning as FILE:LINE:COL: ..., and
 // exit 1 on any error.
@@ -29,7 +30,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	m, ok := loadMapper(*path, stderr, checkSchemas)
+	m, ok := loadMapper(*path, stderr, checkSchemas, true)
 	if !ok {
 		return 1
 	}
@@ -46,27 +47,39 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 
 // loadMapper loads and compiles a config file, printing every diagnostic to
 // w on failure. schemas (may be nil) builds the resolver of the Avro topics'
-// schemas (mapping.Options.Schemas) from the loaded file.
-func loadMapper(path string, w io.Writer, schemas func(*config.File) func(mapping.AvroTopic) ([]mapping.SchemaVersion, error)) (*mapping.Mapper, bool) {
+// schemas (mapping.Options.Schemas) from the loaded file. With sections, the
+// kafka, api, relay and schema_registry sections are checked too, as `run`
+// checks them (`check`); `mapping test` needs only the rules.
+func loadMapper(path string, w io.Writer, schemas func(*config.File) func(mapping.AvroTopic) ([]mapping.SchemaVersion, error), sections bool) (*mapping.Mapper, bool) {
 	f, err := config.Load(path)
 	var ds config.Diagnostics
 	if f != nil {
-		// Report the rule errors too when the top level has unknown keys.
+		// Report the sections' and the rules' errors too when the top
+		// level has unknown keys.
+		errors.As(err, &ds)
+		if sections {
+			ds = append(ds, (&setup{file: f}).sectionDiagnostics(false)...)
+		}
 		var opts mapping.Options
 		if schemas != nil {
 			opts.Schemas = schemas(f)
 		}
 		m, cerr := mapping.Compile(f, opts)
-		if err == nil && cerr == nil {
+		if len(ds) == 0 && cerr == nil {
 			return m, true
 		}
 		var cds config.Diagnostics
-		if errors.As(cerr, &cds) {
-			errors.As(err, &ds)
-			ds = append(ds, cds...).Sorted()
-			err = ds
-		} else if cerr != nil {
+		switch {
+		case errors.As(cerr, &cds):
+			ds = append(ds, cds...)
+		case cerr != nil:
+			ds = nil
 			err = cerr
+		default:
+			ds = append(ds, m.Warnings()...)
+		}
+		if ds != nil {
+			err = ds.Sorted()
 		}
 	}
 	if errors.As(err, &ds) {

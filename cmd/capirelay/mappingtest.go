@@ -60,7 +60,7 @@ func runMappingTest(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	m, ok := loadMapper(*path, stderr, testSchemas)
+	m, ok := loadMapper(*path, stderr, testSchemas, false)
 	if !ok {
 		return 1
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -63,5 +64,64 @@ topics:
 		path+`:10:14: field "api.isolation": must be split or probe, got "bisect"`,
 		path+`:12:15: field "relay.log_format": must be json or text, got "xml"`,
 		path+`:13:21: field "relay.max_batch_events": must be 1 to 1000`,
+	)
+}
+
+// `check` reports the errors of the kafka, api, relay and schema_registry
+// sections with file:line:col, as `run` does, and exits 1.
+func TestCheckSections(t *testing.T) {
+	cfg := `kafka:
+  brokers: [localhost:9092]
+  dead_letter_topic: dlq
+  start: oldest
+  partitions: 3
+api:
+  key_env: K
+  isolation: bisect
+relay:
+  log_format: xml
+schema_registry:
+  urls: [http://localhost:8081]
+  timout: 1s
+topics:
+  - topic: t
+    format: json
+    rules:
+      - name: r
+        event: {type: lead_created, action_source: offline, id: value.id, timestamp: record}
+`
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	write := func(s string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expect := func(errs int, wants ...string) {
+		t.Helper()
+		code, out := runCmd(t, "check", "--config", path)
+		if code != 1 {
+			t.Errorf("exit %d, want 1:\n%s", code, out)
+		}
+		rest := out
+		for _, w := range append(wants, fmt.Sprintf("FAIL %s: %d errors", path, errs)) {
+			i := strings.Index(rest, w)
+			if i < 0 {
+				t.Fatalf("check output lacks %q (in order):\n%s", w, out)
+			}
+			rest = rest[i+len(w):]
+		}
+	}
+	write(cfg)
+	expect(2,
+		path+`:5:3: field "kafka": unknown key "partitions"`,
+		path+`:13:3: field "schema_registry": unknown key "timout"`,
+	)
+	// With the keys fixed, the value checks report.
+	write(strings.NewReplacer("  partitions: 3\n", "", "timout", "timeout").Replace(cfg))
+	expect(3,
+		path+`:4:10: field "kafka.start": must be earliest or latest, got "oldest"`,
+		path+`:7:14: field "api.isolation": must be split or probe, got "bisect"`,
+		path+`:9:15: field "relay.log_format": must be json or text, got "xml"`,
 	)
 }
