@@ -1,9 +1,7 @@
 package schemas
 
 import (
-	"context"
 	"errors"
-	"net"
 	"net/http"
 	"strconv"
 
@@ -90,9 +88,11 @@ func (e *transientError) Unwrap() error { return e.cause }
 // classify turns an error of the registry client into ErrTransient or a
 // *DecodeError. scrub removes credentials from text that reaches the error.
 //
-//	404 with error code 40403 (or any 404xx)  → DecodeError "unknown schema id"
+//	404 with a not-found code (40401-40409)   → DecodeError "unknown schema id"
+//	a bare 404 (no registry error code)       → ErrTransient
 //	5xx, 408, 429, 401, 403, other 4xx        → ErrTransient
 //	network errors, timeouts, ctx done        → ErrTransient
+//	anything else from the client             → ErrTransient
 //
 // 401/403 are transient on purpose: a rotated credential or a wrong ACL is a
 // configuration problem of the relay, not of the record, and dead-lettering
@@ -100,26 +100,19 @@ func (e *transientError) Unwrap() error { return e.cause }
 // Only a definite "this id does not exist" dead-letters.
 func classify(id int, err error, scrub func(string) string) error {
 	var re *sr.ResponseError
-	if errors.As(err, &re) {
-		if re.StatusCode == http.StatusNotFound && (sr.IsNotFoundError(re.ErrorCode) || re.ErrorCode == 0) {
-			// 40403 is "schema not found"; other 404xx codes (subject or
-			// version not found) mean the same for an id lookup. A bare 404
-			// without a registry error code is most likely a wrong URL path
-			// (a proxy, a missing context prefix), which is configuration:
-			// treat it as transient rather than dead-lettering everything.
-			if re.ErrorCode != 0 {
-				return &DecodeError{SchemaID: id, Reason: ReasonUnknownID, Err: errors.New(scrub(re.Error()))}
-			}
-		}
-		return &transientError{schemaID: id, msg: "HTTP " + strconv.Itoa(re.StatusCode) + ": " + scrub(re.Error()), cause: re}
-	}
-	var ne net.Error
-	switch {
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne):
+	if !errors.As(err, &re) {
+		// A network error or timeout (a refused connection is a *url.Error),
+		// the caller's context ending, a body that is not JSON...: about the
+		// registry, not the record.
 		return &transientError{schemaID: id, msg: scrub(err.Error()), cause: err}
 	}
-	// Anything else from the client (a refused connection is a *url.Error,
-	// which is a net.Error; a body that is not JSON ...) is also about the
-	// registry, not the record.
-	return &transientError{schemaID: id, msg: scrub(err.Error()), cause: err}
+	// 40403 is "schema not found"; the other not-found codes (subject or
+	// version not found) mean the same for an id lookup. A bare 404 without
+	// a registry error code is most likely a wrong URL path (a proxy, a
+	// missing context prefix), which is configuration: transient rather
+	// than dead-lettering everything.
+	if re.StatusCode == http.StatusNotFound && sr.IsNotFoundError(re.ErrorCode) {
+		return &DecodeError{SchemaID: id, Reason: ReasonUnknownID, Err: errors.New(scrub(re.Error()))}
+	}
+	return &transientError{schemaID: id, msg: "HTTP " + strconv.Itoa(re.StatusCode) + ": " + scrub(re.Error()), cause: re}
 }
