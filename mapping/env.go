@@ -5,6 +5,8 @@ import (
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/ext"
+
+	"github.com/capirelay/capirelay/capi"
 )
 
 // Record variables every expression can use.
@@ -108,7 +110,7 @@ func newEnvFor(valueType *cel.Type, p types.Provider) (*cel.Env, error) {
 		cel.Function("sha256",
 			cel.Overload("sha256_string", []*cel.Type{cel.StringType}, cel.StringType,
 				cel.UnaryBinding(func(s ref.Val) ref.Val {
-					return types.String(sha256Hex(string(s.(types.String))))
+					return types.String(capi.SHA256Hex(string(s.(types.String))))
 				}))),
 	)
 	return cel.NewEnv(opts...)
@@ -197,7 +199,7 @@ func nativeHelper(fn string) (func(a0, a1 val) (val, error), int, bool) {
 			case kAbsent, kNull:
 				return val{}, nil
 			case kString:
-				return val{k: kString, s: sha256Hex(a0.s)}, nil
+				return val{k: kString, s: capi.SHA256Hex(a0.s)}, nil
 			}
 			return val{}, errorString("sha256: want a string, got " + a0.typeName())
 		}, 1, true

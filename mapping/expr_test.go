@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"cel.dev/cel-go/cel"
+
+	"github.com/capirelay/capirelay/capi"
 )
 
 var sampleValue = map[string]any{
@@ -121,7 +123,7 @@ func TestExpressionsNativeAndCELAgree(t *testing.T) {
 		{src: `time.rfc3339(value.s)`, err: "not an RFC 3339 timestamp", native: true},
 		{src: `time.epoch_seconds(value.secs)`, want: val{k: kTime, n: testTime.UnixMilli()}, native: true},
 		{src: `time.epoch_millis(value.missing)`, want: val{}, native: true},
-		{src: `sha256(value.s)`, want: val{k: kString, s: sha256Hex("paid")}, native: true},
+		{src: `sha256(value.s)`, want: val{k: kString, s: capi.SHA256Hex("paid")}, native: true},
 		// The specialized helper nodes' fallbacks.
 		{src: `money.minor(value.price, "JPY")`, want: val{k: kInt, n: 20}, native: true},
 		{src: `money.minor(value.n, value.cur)`, want: val{k: kInt, n: 300}, native: true},

@@ -153,8 +153,8 @@ func TestTimeHelpers(t *testing.T) {
 }
 
 func TestSHA256(t *testing.T) {
-	if got := sha256Hex("user@example.com"); got != "b4c9a289323b21a01c3e940f150eb9b8c542587f1abfd8f0e1cc1ffc5e475514" {
-		t.Errorf("sha256Hex = %s", got)
+	if got := capi.SHA256Hex("user@example.com"); got != "b4c9a289323b21a01c3e940f150eb9b8c542587f1abfd8f0e1cc1ffc5e475514" {
+		t.Errorf("capi.SHA256Hex = %s", got)
 	}
 }
 
