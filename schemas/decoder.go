@@ -61,7 +61,6 @@ type options struct {
 	maxBytesSet bool
 	generic     bool
 	negativeTTL time.Duration
-	client      *sr.Client
 }
 
 // MaxByteSliceSize sets the largest string or bytes value (including a
@@ -87,11 +86,6 @@ func HambaGeneric() Option { return func(o *options) { o.generic = true } }
 // (default 1 minute; 0 disables the negative cache).
 func NegativeTTL(d time.Duration) Option { return func(o *options) { o.negativeTTL = d } }
 
-// WithClient makes the Decoder use cl instead of building a client from the
-// RegistryConfig (whose URLs, credentials and TLS are then ignored). For
-// tests and the embedded demo.
-func WithClient(cl *sr.Client) Option { return func(o *options) { o.client = cl } }
-
 // NewDecoder returns a Decoder that fetches schemas from the registry of cfg.
 // It does not contact the registry: a registry that is down surfaces as
 // ErrTransient from Decode, not as an error here. Errors are configuration
@@ -110,12 +104,9 @@ func NewDecoder(cfg RegistryConfig, opts ...Option) (*Decoder, error) {
 	if o.maxBytes < 0 {
 		o.maxBytes = 0 // reader: 0 means no limit
 	}
-	cl := o.client
-	if cl == nil {
-		var err error
-		if cl, err = cfg.NewClient(); err != nil {
-			return nil, err
-		}
+	cl, err := cfg.NewClient()
+	if err != nil {
+		return nil, err
 	}
 	return &Decoder{
 		cl:       cl,
