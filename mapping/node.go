@@ -768,81 +768,32 @@ func (n *pathNode) with(s step) *pathNode {
 }
 
 // chain returns the root identifier and the keys of e when e is a plain
-// selection chain (idents, selects, optional selects, constant indexes);
-// integer indexes appear as "[]".
+// selection chain (idents, selects, optional selects, constant indexes; see
+// chainSteps); integer indexes appear as "[]".
 func chain(e ast.Expr) (root string, keys []string, ok bool) {
-	switch e.Kind() {
-	case ast.IdentKind:
-		return e.AsIdent(), nil, true
-	case ast.SelectKind:
-		sel := e.AsSelect()
-		r, k, ok := chain(sel.Operand())
-		if !ok {
-			return "", nil, false
-		}
-		return r, append(k, sel.FieldName()), true
-	case ast.CallKind:
-		call := e.AsCall()
-		switch call.FunctionName() {
-		case "_?._", "_[_]", "_[?_]":
-			args := call.Args()
-			if len(args) != 2 || args[1].Kind() != ast.LiteralKind {
-				return "", nil, false
-			}
-			r, k, ok := chain(args[0])
-			if !ok {
-				return "", nil, false
-			}
-			switch lit := args[1].AsLiteral().(type) {
-			case types.String:
-				return r, append(k, string(lit)), true
-			case types.Int, types.Uint:
-				return r, append(k, "[]"), true
-			}
+	root, steps, ok := chainSteps(e)
+	if !ok {
+		return "", nil, false
+	}
+	return root, chainKeys(steps), true
+}
+
+// chainKeys returns the keys of a chain's steps, "[]" for an index.
+func chainKeys(steps []selStep) []string {
+	var keys []string
+	for _, s := range steps {
+		if s.index != "" {
+			keys = append(keys, "[]")
+		} else {
+			keys = append(keys, s.key)
 		}
 	}
-	return "", nil, false
+	return keys
 }
 
 // visitChains calls f for every maximal selection chain in e.
 func visitChains(e ast.Expr, f func(root string, keys []string)) {
-	if r, k, ok := chain(e); ok {
-		f(r, k)
-		return
-	}
-	switch e.Kind() {
-	case ast.SelectKind:
-		visitChains(e.AsSelect().Operand(), f)
-	case ast.CallKind:
-		call := e.AsCall()
-		if call.IsMemberFunction() {
-			visitChains(call.Target(), f)
-		}
-		for _, a := range call.Args() {
-			visitChains(a, f)
-		}
-	case ast.ListKind:
-		for _, a := range e.AsList().Elements() {
-			visitChains(a, f)
-		}
-	case ast.MapKind:
-		for _, en := range e.AsMap().Entries() {
-			me := en.AsMapEntry()
-			visitChains(me.Key(), f)
-			visitChains(me.Value(), f)
-		}
-	case ast.StructKind:
-		for _, fl := range e.AsStruct().Fields() {
-			visitChains(fl.AsStructField().Value(), f)
-		}
-	case ast.ComprehensionKind:
-		c := e.AsComprehension()
-		visitChains(c.IterRange(), f)
-		visitChains(c.AccuInit(), f)
-		visitChains(c.LoopCondition(), f)
-		visitChains(c.LoopStep(), f)
-		visitChains(c.Result(), f)
-	}
+	visitSel(e, false, func(root string, steps []selStep, _ bool) { f(root, chainKeys(steps)) })
 }
 
 // idents returns the record variables e references.
