@@ -348,26 +348,41 @@ func (r *Relay) Run(ctx, force context.Context) error {
 	bg.Go(func() { r.commitLoop(bgCtx) })
 
 	jobs := make(chan job, 4*r.cfg.PollRecords)
+	// Mapping workers give up a record whose mapping fails transiently when
+	// ctx ends, or when the drain ends (a bounded run drains without ctx
+	// ending).
+	mapCtx, stopMapping := context.WithCancel(ctx)
+	defer stopMapping()
 	var mappers sync.WaitGroup
 	for i := range r.cfg.MapWorkers {
 		m := r.deps.Mapper
 		if r.deps.NewMapper != nil && i > 0 {
 			m = r.deps.NewMapper()
 		}
-		mappers.Go(func() { r.mapWorker(ctx, m, jobs) })
+		mappers.Go(func() { r.mapWorker(mapCtx, m, jobs) })
 	}
 	pollErr := r.initBounds(ctx)
 	if pollErr == nil {
 		pollErr = r.pollLoop(ctx, jobs)
 	}
+
+	// Drain. Its deadline (or force) covers every step, the mapping of the
+	// records still queued included: during an API outage the senders retry
+	// without end, sendq is full, and a mapping worker (or the linger loop)
+	// waits for room in it; only abandoning the sends frees them. Abandoned
+	// sends leave their records unsettled: nothing is committed past them.
+	r.log.Info("draining", "unsettled_records", r.unsettled.Load(), "deadline", r.cfg.DrainTimeout)
+	drainCtx, cancelDrain := context.WithTimeout(force, r.cfg.DrainTimeout)
+	defer cancelDrain()
+	stopAbandon := context.AfterFunc(drainCtx, func() {
+		r.cancelSend()
+		stopMapping()
+	})
 	close(jobs)
 	mappers.Wait()
-
-	// Drain.
-	r.log.Info("draining", "unsettled_records", r.unsettled.Load(), "deadline", r.cfg.DrainTimeout)
 	r.flushAll()
-	drainCtx, cancelDrain := context.WithTimeout(force, r.cfg.DrainTimeout)
 	drained := r.waitSettled(drainCtx, nil)
+	stopAbandon()
 	cancelDrain()
 	if !drained {
 		r.log.Warn("drain deadline reached or forced; unsettled records will be re-read after restart",

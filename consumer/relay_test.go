@@ -108,7 +108,8 @@ func newAdmFor(t *testing.T, brokers []string) *kadm.Client {
 
 type relayRun struct {
 	r      *Relay
-	cancel context.CancelFunc
+	cancel context.CancelFunc // ctx of Run: SIGTERM
+	force  context.CancelFunc // force of Run: a second SIGTERM
 	done   chan error
 	once   sync.Once
 }
@@ -138,10 +139,36 @@ func (h *harness) start(cfg Config, mapper Mapper, opts ...kgo.Opt) *relayRun {
 		h.t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	run := &relayRun{r: r, cancel: cancel, done: make(chan error, 1)}
-	go func() { run.done <- r.Run(ctx, nil) }()
-	h.t.Cleanup(func() { run.stop(h.t) })
+	force, forceCancel := context.WithCancel(context.Background())
+	run := &relayRun{r: r, cancel: cancel, force: forceCancel, done: make(chan error, 1)}
+	go func() { run.done <- r.Run(ctx, force) }()
+	h.t.Cleanup(func() { run.stop(h.t); forceCancel() })
 	return run
+}
+
+// stopWithin cancels Run's context (and force too when forced), waits at most
+// limit for Run to return and reports how long it took; it fails the test if
+// Run did not return in time.
+func (run *relayRun) stopWithin(t *testing.T, limit time.Duration, forced bool) time.Duration {
+	t.Helper()
+	var took time.Duration
+	run.once.Do(func() {
+		start := time.Now()
+		run.cancel()
+		if forced {
+			run.force()
+		}
+		select {
+		case err := <-run.done:
+			took = time.Since(start)
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(limit):
+			t.Fatalf("Run did not return within %v of the shutdown", limit)
+		}
+	})
+	return took
 }
 
 func (run *relayRun) stop(t *testing.T) {
@@ -616,5 +643,47 @@ func TestRelayShutdownDuringTransientMappingError(t *testing.T) {
 	}
 	if n := h.endOffsets(dlq)[0]; n != 0 {
 		t.Errorf("%d dead letters for a transient failure", n)
+	}
+}
+
+// TestRelayShutdownDuringAPIHang: a SIGTERM while the API answers no request.
+// The only sender is stuck in Send, the send queue is full and a mapping
+// worker (or the linger loop) waits for room in it. The drain must still end
+// at DrainTimeout, or at once when force is cancelled; nothing is committed
+// past the unsettled records.
+func TestRelayShutdownDuringAPIHang(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		drain  time.Duration
+		forced bool
+		limit  time.Duration
+	}{
+		{"drain deadline", time.Second, false, 6 * time.Second},
+		{"forced", time.Minute, true, 5 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, capisim.Options{HangRate: 1})
+			topic, dlq, group := kafkatest.Topic(t, 1), kafkatest.Topic(t, 1), kafkatest.GroupID(t)
+			vals := make([]any, 50)
+			for i := range vals {
+				vals[i] = testValue{ID: fmt.Sprintf("h-%d", i), TS: now()}
+			}
+			h.produce(topic, 0, vals...)
+			run := h.start(Config{Group: group, Topics: []string{topic}, DeadLetterTopic: dlq,
+				DrainTimeout: tc.drain, Concurrency: 1, MaxBatchEvents: 1}, nil)
+			waitFor(t, "every record read", 20*time.Second, func() bool { return run.r.Progress().Consumed == 50 })
+			waitFor(t, "a request hanging", 20*time.Second, func() bool { return h.sim.Stats().Hung >= 1 })
+			time.Sleep(200 * time.Millisecond) // several linger periods: the send queue is full
+			took := run.stopWithin(t, tc.limit, tc.forced)
+			t.Logf("shutdown took %v (drain timeout %v, forced %v)", took, tc.drain, tc.forced)
+			if c := h.committed(group, topic); c[0] != 0 {
+				t.Errorf("committed %v although nothing was accepted", c)
+			}
+			if n := h.endOffsets(dlq)[0]; n != 0 {
+				t.Errorf("%d dead letters during an outage", n)
+			}
+		})
 	}
 }
