@@ -785,15 +785,8 @@ func (c *compiler) expr(n *yaml.Node, field string, want outKind) expr {
 	a, iss := c.env.Compile(src)
 	if iss != nil && iss.Err() != nil {
 		for _, e := range iss.Errors() {
-			d := n
-			if loc := e.Location; loc != nil && loc.Line() == 1 && n.Style&(yaml.LiteralStyle|yaml.FoldedStyle) == 0 {
-				cp := *n
-				cp.Column += loc.Column()
-				if n.Style&(yaml.SingleQuotedStyle|yaml.DoubleQuotedStyle) != 0 {
-					cp.Column++
-				}
-				d = &cp
-			}
+			d := *n
+			d.Line, d.Column = pos(n, e.Location)
 			msg := e.Message
 			if strings.HasPrefix(msg, "undeclared reference to '") && !strings.Contains(src, "(") {
 				ref := strings.TrimSuffix(strings.TrimPrefix(msg, "undeclared reference to '"), "'")
@@ -801,7 +794,7 @@ func (c *compiler) expr(n *yaml.Node, field string, want outKind) expr {
 					msg += " (expressions are CEL: to write the constant string " + src + ", quote it for CEL: '\"" + src + "\"')"
 				}
 			}
-			c.errf(d, field, "CEL: "+msg)
+			c.errf(&d, field, "CEL: "+msg)
 		}
 		return expr{node: &constNode{}}
 	}
