@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/capirelay/capirelay/internal/secret"
@@ -490,13 +491,18 @@ func (c *Client) post(ctx context.Context, b *Batch, idx []int, validateOnly boo
 	if bufp == nil {
 		bufp = new([]byte)
 	}
-	defer c.bufs.Put(bufp)
 	events := make([][]byte, len(idx))
 	for n, i := range idx {
 		events[n] = b.Events[i]
 	}
 	body := AppendRequest((*bufp)[:0], events, validateOnly, c.cfg.IntegrationSource)
 	*bufp = body
+	// The transport may read or close a request body after Do returns, so
+	// the buffer goes back to the pool only once post and every request
+	// body made from it are done with it.
+	shared := &sharedBody{pool: &c.bufs, bufp: bufp}
+	shared.refs.Store(1)
+	defer shared.release()
 
 	target := c.endpoint + url.QueryEscape(b.Pixel)
 	for attempt := 1; ; attempt++ {
@@ -510,7 +516,7 @@ func (c *Client) post(ctx context.Context, b *Batch, idx []int, validateOnly boo
 		}
 		res.Requests++
 		start := time.Now()
-		out, retryAfter, netErr := c.attempt(ctx, target, body)
+		out, retryAfter, netErr := c.attempt(ctx, target, shared)
 		if c.cfg.OnRequest != nil {
 			c.cfg.OnRequest(RequestInfo{Pixel: b.Pixel, Events: len(idx), Bytes: len(body), ValidateOnly: validateOnly,
 				Status: out.Status, Class: out.Class, Duration: time.Since(start), Err: netErr, Attempt: attempt})
@@ -556,13 +562,19 @@ func (c *Client) backoff(attempt int) time.Duration {
 
 // attempt makes one HTTP request. Network errors and timeouts are returned as
 // ClassTransient with netErr set (scrubbed of the key).
-func (c *Client) attempt(ctx context.Context, target string, body []byte) (out postOutcome, retryAfter time.Duration, netErr error) {
+func (c *Client) attempt(ctx context.Context, target string, body *sharedBody) (out postOutcome, retryAfter time.Duration, netErr error) {
 	actx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(actx, http.MethodPost, target, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(actx, http.MethodPost, target, nil)
 	if err != nil {
 		return postOutcome{Class: ClassTransient}, 0, err
 	}
+	// What NewRequest sets up for a *bytes.Reader body, with bodies that
+	// hold a reference to the pooled buffer until the transport closes them.
+	// open cannot fail here: post holds a reference.
+	req.Body, _ = body.open()
+	req.ContentLength = int64(len(*body.bufp))
+	req.GetBody = body.open
 	req.Header.Set("Authorization", "Bearer "+c.cfg.APIKey.Reveal())
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", c.cfg.UserAgent)
@@ -594,6 +606,62 @@ func (c *Client) attempt(ctx context.Context, target string, body []byte) (out p
 		retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	}
 	return out, retryAfter, nil
+}
+
+// sharedBody is a pooled request body buffer shared by post and the request
+// bodies of its attempts; it returns to the pool when the last one lets go.
+type sharedBody struct {
+	pool *sync.Pool
+	bufp *[]byte
+	refs atomic.Int32
+}
+
+var errBodyReleased = errors.New("capi: request body already released")
+
+// open returns a new reader over the buffer that holds a reference until it
+// is closed. It fails once the buffer has gone back to the pool (a transport
+// asking for GetBody after Do returned).
+func (s *sharedBody) open() (io.ReadCloser, error) {
+	for {
+		n := s.refs.Load()
+		if n <= 0 {
+			return nil, errBodyReleased
+		}
+		if s.refs.CompareAndSwap(n, n+1) {
+			break
+		}
+	}
+	r := &bodyReader{shared: s}
+	r.rd.Reset(*s.bufp)
+	return r, nil
+}
+
+func (s *sharedBody) release() {
+	if s.refs.Add(-1) == 0 {
+		s.pool.Put(s.bufp)
+	}
+}
+
+// bodyReader reads a sharedBody; its first Close drops its reference. It has
+// only Read and Close (no WriteTo), so nothing reads the buffer past Close.
+type bodyReader struct {
+	rd     bytes.Reader
+	shared *sharedBody
+	closed atomic.Bool
+}
+
+func (r *bodyReader) Read(p []byte) (int, error) {
+	if r.closed.Load() {
+		return 0, errBodyReleased
+	}
+	return r.rd.Read(p)
+}
+
+func (r *bodyReader) Close() error {
+	if r.closed.CompareAndSwap(false, true) {
+		r.shared.release()
+	}
+	return nil
 }
 
 // dropKeyPrefixSuffix removes the longest end of b that is a proper prefix of

@@ -1,10 +1,12 @@
 package capi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -508,6 +510,49 @@ func TestErrorBodyNeverKeepsPartOfTheKey(t *testing.T) {
 			if p := leaked(apiErr.Body); p != "" {
 				t.Fatalf("echoes=%d at=%d: APIError body keeps %q of the key: %q", echoes, at, p, apiErr.Body)
 			}
+		}
+	}
+}
+
+// lateReader is a RoundTripper that answers at once and reads request bodies
+// only later, as net/http's transport may (it can still be writing a body when
+// an early response arrives, and closes bodies in a separate goroutine).
+type lateReader struct {
+	mu     sync.Mutex
+	bodies []io.ReadCloser
+}
+
+func (l *lateReader) RoundTrip(r *http.Request) (*http.Response, error) {
+	l.mu.Lock()
+	l.bodies = append(l.bodies, r.Body)
+	l.mu.Unlock()
+	return &http.Response{StatusCode: 200, Body: io.NopCloser(strings.NewReader("{}")), Request: r}, nil
+}
+
+func TestRequestBodyOutlivesSend(t *testing.T) {
+	lr := &lateReader{}
+	c := newTestClient(t, "http://capi.invalid", func(c *Config) { c.HTTPClient = &http.Client{Transport: lr} })
+	const sends = 20
+	for n := range sends {
+		evs := encodedEvents(3)
+		for i := range evs {
+			evs[i] = bytes.Replace(evs[i], []byte(`"id":"e`), fmt.Appendf(nil, `"id":"%02d-`, n), 1)
+		}
+		if _, err := c.Send(context.Background(), Batch{Pixel: "p", Events: evs}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(lr.bodies) != sends {
+		t.Fatalf("%d requests, want %d", len(lr.bodies), sends)
+	}
+	for n, rc := range lr.bodies {
+		b, err := io.ReadAll(rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = rc.Close()
+		if want := fmt.Sprintf(`"id":"%02d-0"`, n); !bytes.Contains(b, []byte(want)) {
+			t.Fatalf("request %d: body read after Send returned lacks %s (buffer reused too early): %.80s", n, want, b)
 		}
 	}
 }
