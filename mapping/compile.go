@@ -57,18 +57,17 @@ type rule struct {
 	typ      capi.EventType
 	dataType capi.DataType
 
-	id, timestamp        node // timestamp nil: the record timestamp
-	customName, source   node
-	sourceURL, oppRef    node
-	optOut               node
-	identity             [numIdentity]node
-	lists                [numLists]node
-	strs                 [numStrs]node
-	amount, currency     node
-	planID               node
-	contents             *contentsSpec
-	props                []prop
-	sourceWebRequiresURL bool
+	id, timestamp      node // timestamp nil: the record timestamp
+	customName, source node
+	sourceURL, oppRef  node
+	optOut             node
+	identity           [numIdentity]node
+	lists              [numLists]node
+	strs               [numStrs]node
+	amount, currency   node
+	planID             node
+	contents           *contentsSpec
+	props              []prop
 }
 
 type prop struct {
@@ -115,7 +114,6 @@ type topic struct {
 // It is immutable after Compile and safe for concurrent use by any number of
 // goroutines.
 type Mapper struct {
-	file     string
 	topics   map[string]*topic
 	order    []string
 	warnings []Diagnostic
@@ -180,7 +178,7 @@ func Compile(file *config.File, opts Options) (*Mapper, error) {
 		h = &capi.Hasher{}
 	}
 	c := &compiler{file: file.Path, env: env, itemEnvs: map[string]*cel.Env{}, hasher: h, opts: opts, each: -1}
-	m := &Mapper{file: file.Path, topics: map[string]*topic{}}
+	m := &Mapper{topics: map[string]*topic{}}
 	tn := &file.Topics
 	switch {
 	case tn.Kind == 0:
@@ -505,7 +503,6 @@ func (c *compiler) event(n *yaml.Node, r *rule) {
 			case app && cst != string(capi.SourceMobileApp):
 				c.errf(e.v, "action_source", "must be mobile_app for "+string(r.typ))
 			case cst == string(capi.SourceWeb) && !app:
-				r.sourceWebRequiresURL = true
 				if _, ok := f["source_url"]; !ok {
 					c.errf(e.v, "source_url", "required when action_source is web: add source_url (e.g. url.origin_path(value.page_url))")
 				}
