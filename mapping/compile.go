@@ -850,15 +850,13 @@ func (c *compiler) collectNeeds(e ast.Expr) {
 		case root == varValue:
 			c.need.add(keys)
 		case item != "" && root == item:
+			// With no prefix the items come from a computed list, which
+			// was marked whole already.
 			if c.itemPrefix != nil {
 				c.need.node(c.itemPrefix).add(keys)
 			}
 		}
 	})
-	if item != "" && c.itemPrefix == nil {
-		// items come from a computed list: it was marked whole already.
-		return
-	}
 }
 
 // celOnly makes every expression run as a CEL program (for the benchmark

@@ -417,29 +417,17 @@ type callNode struct {
 }
 
 func (n *callNode) eval(c *ectx) (val, error) {
-	a0, err := evalArg(n.arg0, c)
+	a0, err := n.arg0.eval(c)
 	if err != nil {
 		return val{}, err
 	}
 	var a1 val
 	if n.arg1 != nil {
-		if a1, err = evalArg(n.arg1, c); err != nil {
+		if a1, err = n.arg1.eval(c); err != nil {
 			return val{}, err
 		}
 	}
 	return n.fn(a0, a1)
-}
-
-// evalArg evaluates a helper argument, reading plain paths directly.
-func evalArg(n node, c *ectx) (val, error) {
-	if p, ok := n.(*pathNode); ok {
-		x, found := p.lookup(c)
-		if !found {
-			return val{}, nil
-		}
-		return fromAny(x), nil
-	}
-	return n.eval(c)
 }
 
 // specialize returns a faster node for a call of a common helper over plain
@@ -621,13 +609,7 @@ func (n *logicNode) eval(c *ectx) (val, error) {
 type condNode struct{ cond, a, b node }
 
 func (n *condNode) eval(c *ectx) (val, error) {
-	var v val
-	var err error
-	if h, ok := n.cond.(*hasNode); ok {
-		v, err = h.eval(c) // a bool, absent or an error: what evalBool passes
-	} else {
-		v, err = evalBool(n.cond, c)
-	}
+	v, err := evalBool(n.cond, c)
 	if err != nil || v.k != kBool {
 		return v, err
 	}

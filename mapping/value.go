@@ -79,8 +79,6 @@ func fromAny(x any) val {
 	switch v := x.(type) {
 	case nil:
 		return val{k: kNull}
-	case string:
-		return val{k: kString, s: v}
 	case int64:
 		return val{k: kInt, n: v}
 	case float64:
