@@ -73,7 +73,10 @@ func RequestSize(n, k int, validateOnly bool, integrationSource string) int {
 		size += len(`,"validate_only":true`)
 	}
 	if integrationSource != "" {
-		size += len(`,"integration_source":`) + len(appendString(nil, integrationSource))
+		// A valid integration_source (at most 64 ASCII characters) is
+		// escaped within buf, so this does not allocate.
+		var buf [128]byte
+		size += len(`,"integration_source":`) + len(appendString(buf[:0], integrationSource))
 	}
 	return size
 }

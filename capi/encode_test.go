@@ -74,6 +74,15 @@ func TestAppendEventOmitsAbsentFields(t *testing.T) {
 	}
 }
 
+// Send calls RequestSize twice per event: it must not allocate.
+func TestRequestSizeAllocs(t *testing.T) {
+	for _, src := range []string{"", "capirelay-test", strings.Repeat("a", 64)} {
+		if n := testing.AllocsPerRun(100, func() { RequestSize(5000, 7, true, src) }); n != 0 {
+			t.Errorf("RequestSize(..., %q) allocates %v times, want 0", src, n)
+		}
+	}
+}
+
 func TestAppendRequestAndSize(t *testing.T) {
 	a := AppendEvent(nil, &Event{ID: "a", Type: PageViewed, TimestampMS: 1, Data: Data{Type: DataContents}})
 	b := AppendEvent(nil, &Event{ID: "b", Type: PageViewed, TimestampMS: 2, Data: Data{Type: DataContents}})
