@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -116,9 +117,6 @@ func NewDecoder(cfg RegistryConfig, opts ...Option) (*Decoder, error) {
 		inflight: map[int]*call{},
 	}, nil
 }
-
-// Client returns the registry client (for subject lookups by `check`).
-func (d *Decoder) Client() *sr.Client { return d.cl }
 
 // Decode decodes one record value: the Confluent wire-format header (magic
 // byte 0, 4-byte big-endian schema id) and the Avro payload written with that
@@ -233,6 +231,39 @@ func (d *Decoder) SchemaByID(ctx context.Context, id int) (*Schema, error) {
 		return s.(*Schema), nil
 	}
 	return d.fetch(ctx, id)
+}
+
+// SubjectVersions returns the versions of subject in the registry. Errors
+// are scrubbed of credentials: errors.Is(err, ErrTransient) when the registry
+// could not be asked, else the registry's answer (no such subject).
+func (d *Decoder) SubjectVersions(ctx context.Context, subject string) ([]int, error) {
+	vs, err := d.cl.SubjectVersions(ctx, subject)
+	if err != nil {
+		return nil, subjectError(subject, err, d.scrub)
+	}
+	return vs, nil
+}
+
+// SchemaBySubjectVersion returns the parsed schema of version of subject.
+// The registry is asked which schema that is; when its id is cached (by
+// Decode or SchemaByID) the cached Schema is returned, else the answer is
+// parsed (its references resolved) and cached for them. Errors are
+// SubjectVersions', or a *DecodeError (ReasonBadSchema) for a schema that
+// cannot be used.
+func (d *Decoder) SchemaBySubjectVersion(ctx context.Context, subject string, version int) (*Schema, error) {
+	ss, err := d.cl.SchemaByVersion(ctx, subject, version)
+	if err != nil {
+		return nil, subjectError(subject+" version "+strconv.Itoa(version), err, d.scrub)
+	}
+	if s, ok := d.ready.Load(ss.ID); ok {
+		return s.(*Schema), nil
+	}
+	s, err := d.parseRegistered(ctx, ss.ID, ss.Schema)
+	if err != nil {
+		return nil, err
+	}
+	cached, _ := d.ready.LoadOrStore(ss.ID, s)
+	return cached.(*Schema), nil
 }
 
 func (d *Decoder) fetch(ctx context.Context, id int) (*Schema, error) {

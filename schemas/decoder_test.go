@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hamba/avro/v2"
 	"github.com/twmb/franz-go/pkg/sr"
 )
 
@@ -298,6 +299,67 @@ func TestReferences(t *testing.T) {
 	var de *DecodeError
 	if !errors.As(err, &de) || de.Reason != ReasonBadSchema || de.SchemaID != 104 {
 		t.Errorf("missing reference: %v", err)
+	}
+}
+
+// TestSchemaBySubjectVersion: a subject's versions come parsed, sharing the
+// cache of SchemaByID (one parse per id, no lookup by id at all), and a
+// failed lookup is ErrTransient or the registry's "not found", never an
+// "unknown schema id" record error.
+func TestSchemaBySubjectVersion(t *testing.T) {
+	reg := newTestRegistry(t)
+	d := reg.decoder(t)
+	const subject = "shop.orders-value"
+	vs, err := d.SubjectVersions(bg, subject)
+	if err != nil || !reflect.DeepEqual(vs, []int{1, 2}) {
+		t.Fatalf("versions %v, %v", vs, err)
+	}
+	// Version 2 is not cached: parsed from the subject's answer, then cached.
+	s2, err := d.SchemaBySubjectVersion(bg, subject, 2)
+	if err != nil || s2.ID != idOrderV2 || s2.Avro.(*avro.RecordSchema).FullName() != "com.example.shop.Order" {
+		t.Fatalf("version 2: %+v, %v", s2, err)
+	}
+	if got, err := d.SchemaByID(bg, idOrderV2); err != nil || got != s2 {
+		t.Errorf("SchemaByID after SchemaBySubjectVersion: %p %v, want the cached %p", got, err, s2)
+	}
+	// Version 1 is cached by a decode: the same *Schema comes back.
+	v, _, err := d.Decode(bg, encode(t, idOrderV1, OrderV1, orderV1()))
+	if err != nil || !reflect.DeepEqual(v, any(wantOrderV1())) {
+		t.Fatalf("decode v1: %v", err)
+	}
+	s1, err := d.SchemaByID(bg, idOrderV1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := d.SchemaBySubjectVersion(bg, subject, 1); err != nil || got != s1 {
+		t.Errorf("version 1: %p %v, want the cached %p", got, err, s1)
+	}
+	if n := reg.requests(itoa(idOrderV2)); n != 0 {
+		t.Errorf("%d lookups of id %d, want none", n, idOrderV2)
+	}
+	if n := reg.requests(itoa(idOrderV1)); n != 1 {
+		t.Errorf("%d lookups of id %d, want the decode's one", n, idOrderV1)
+	}
+	// Not found: the registry's answer, not transient, not a record error.
+	var de *DecodeError
+	for name, err := range map[string]error{
+		"unknown subject": func() error { _, err := d.SubjectVersions(bg, "nope-value"); return err }(),
+		"unknown version": func() error { _, err := d.SchemaBySubjectVersion(bg, subject, 9); return err }(),
+	} {
+		if err == nil || errors.Is(err, ErrTransient) || errors.As(err, &de) || strings.Contains(err.Error(), "schema id") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	// Registry down: transient, naming the subject.
+	reg.status.Store(http.StatusServiceUnavailable)
+	defer reg.status.Store(0)
+	for name, err := range map[string]error{
+		"versions": func() error { _, err := d.SubjectVersions(bg, subject); return err }(),
+		"version":  func() error { _, err := d.SchemaBySubjectVersion(bg, subject, 1); return err }(),
+	} {
+		if !errors.Is(err, ErrTransient) || !strings.Contains(err.Error(), "subject "+subject) || strings.Contains(err.Error(), "schema id") {
+			t.Errorf("registry down, %s: %v", name, err)
+		}
 	}
 }
 

@@ -71,12 +71,19 @@ func (e *DecodeError) Unwrap() error { return e.Err }
 // holds while the message keeps the (scrubbed) cause.
 type transientError struct {
 	schemaID int
-	msg      string
-	cause    error
+	// subject, when not empty, is what was looked up instead of an id
+	// ("orders-value version 2").
+	subject string
+	msg     string
+	cause   error
 }
 
 func (e *transientError) Error() string {
-	return "schemas: schema id " + strconv.Itoa(e.schemaID) + ": schema registry unavailable (transient): " + e.msg
+	what := "schema id " + strconv.Itoa(e.schemaID)
+	if e.subject != "" {
+		what = "subject " + e.subject
+	}
+	return "schemas: " + what + ": schema registry unavailable (transient): " + e.msg
 }
 
 func (e *transientError) Is(target error) bool { return target == ErrTransient }
@@ -115,4 +122,19 @@ func classify(id int, err error, scrub func(string) string) error {
 		return &DecodeError{SchemaID: id, Reason: ReasonUnknownID, Err: errors.New(scrub(re.Error()))}
 	}
 	return &transientError{schemaID: id, msg: "HTTP " + strconv.Itoa(re.StatusCode) + ": " + scrub(re.Error()), cause: re}
+}
+
+// subjectError is classify for a lookup by subject, which has no schema id:
+// ErrTransient naming the subject, or else the registry's scrubbed "not
+// found" answer (which says nothing about any record).
+func subjectError(subject string, err error, scrub func(string) string) error {
+	switch e := classify(0, err, scrub).(type) {
+	case *transientError:
+		e.subject = subject
+		return e
+	case *DecodeError:
+		return e.Err
+	default:
+		return e
+	}
 }

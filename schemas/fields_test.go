@@ -229,18 +229,22 @@ func TestSecretsNeverPrinted(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, _, err = d.Decode(bg, b)
-		if !errors.Is(err, ErrTransient) {
-			t.Fatalf("401: %v, want transient", err)
-		}
-		// The basic-auth header carries base64(user:password): check the
-		// raw secrets, and the token, which is sent verbatim.
-		for _, s := range []string{err.Error(), fmt.Sprintf("%+v", cfg), fmt.Sprintf("%#v", cfg)} {
-			if strings.Contains(s, testPassword) || strings.Contains(s, testToken) {
-				t.Errorf("secret leaked: %s", s)
+		_, verr := d.SubjectVersions(bg, "accounts.signups-value")
+		_, serr := d.SchemaBySubjectVersion(bg, "accounts.signups-value", 1)
+		for _, err := range []error{err, verr, serr} {
+			if !errors.Is(err, ErrTransient) {
+				t.Fatalf("401: %v, want transient", err)
 			}
-		}
-		if !cfg.BearerToken.IsZero() && !strings.Contains(err.Error(), secret.Redacted) {
-			t.Errorf("echoed token not scrubbed: %s", err)
+			// The basic-auth header carries base64(user:password): check the
+			// raw secrets, and the token, which is sent verbatim.
+			for _, s := range []string{err.Error(), fmt.Sprintf("%+v", cfg), fmt.Sprintf("%#v", cfg)} {
+				if strings.Contains(s, testPassword) || strings.Contains(s, testToken) {
+					t.Errorf("secret leaked: %s", s)
+				}
+			}
+			if !cfg.BearerToken.IsZero() && !strings.Contains(err.Error(), secret.Redacted) {
+				t.Errorf("echoed token not scrubbed: %s", err)
+			}
 		}
 	}
 }

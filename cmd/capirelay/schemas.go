@@ -75,20 +75,16 @@ func checkSchemas(f *config.File) func(mapping.AvroTopic) ([]mapping.SchemaVersi
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), registryCheckTimeout)
 		defer cancel()
-		cl := d.Client()
-		versions, err := cl.SubjectVersions(ctx, a.Subject)
+		// The decoder's lookups scrub credentials from registry errors.
+		versions, err := d.SubjectVersions(ctx, a.Subject)
 		if err != nil {
 			return nil, fmt.Errorf("cannot check the rules against the schema: schema registry %s: versions of subject %s: %v", urls, a.Subject, err)
 		}
 		var vs []mapping.SchemaVersion
 		for _, v := range versions {
-			ss, err := cl.SchemaByVersion(ctx, a.Subject, v)
+			s, err := d.SchemaBySubjectVersion(ctx, a.Subject, v)
 			if err != nil {
 				return nil, fmt.Errorf("cannot check the rules against the schema: schema registry %s: subject %s version %d: %v", urls, a.Subject, v, err)
-			}
-			s, err := d.SchemaByID(ctx, ss.ID)
-			if err != nil {
-				return nil, fmt.Errorf("schema registry %s: subject %s version %d (id %d): %v", urls, a.Subject, v, ss.ID, err)
 			}
 			vs = append(vs, mapping.SchemaVersion{Schema: s.Avro, Subject: a.Subject, Version: v})
 		}
