@@ -213,12 +213,16 @@ func (r *reloader) reload(ctx context.Context, why string) {
 	if !sameSections(r.cur, next) {
 		r.log.Warn("the kafka, api or relay section changed: those take effect only after a restart; reloading the topics section only", "why", why)
 	}
-	r.adapter.swap(next.mapper)
+	// The new rules go live before the topics change, so that the first
+	// records of an added topic find them; if the topics cannot change, the
+	// previous rules are put back.
+	undo := r.adapter.swap(next.mapper)
 	added, removed, err := r.relay.SetTopics(ctx, next.mapper.Topics())
 	if err != nil {
+		undo()
 		r.m.RulesReload.WithLabelValues("error").Inc()
 		r.m.RulesLastReloadOK.Set(0)
-		r.log.Error("rule reload: changing topics failed", "err", err)
+		r.log.Error("rule reload: changing topics failed; the previous rules stay in force", "why", why, "err", err.Error())
 		return
 	}
 	r.m.RulesReload.WithLabelValues("ok").Inc()

@@ -212,6 +212,15 @@ func (s *setup) sectionDiagnostics(requireRun bool) config.Diagnostics {
 			ds.Add(path, at(&f.Kafka, "dead_letter_topic"), "", "kafka.dead_letter_topic", "required: records that can never be accepted go there")
 		}
 	}
+	if dlq := s.kafka.DeadLetterTopic; dlq != "" && f.Topics.Kind == yaml.SequenceNode {
+		// The consumer refuses it too, but only when it starts or a reload
+		// changes its topics: reject it here, with a position.
+		for _, t := range f.Topics.Content {
+			if n := fieldNode(t, "topic"); n != t && n.Kind == yaml.ScalarNode && n.Value == dlq {
+				ds.Add(path, n, "", "topic", fmt.Sprintf("%q is kafka.dead_letter_topic: the relay must not consume its own dead letters", dlq))
+			}
+		}
+	}
 	switch s.kafka.Start {
 	case "", "earliest", "latest":
 	default:
@@ -377,9 +386,15 @@ func (a *mapperAdapter) clone() consumer.Mapper {
 // swap installs new rules. Records of a topic the new rules no longer have
 // are still mapped with the previous rules until the relay stops consuming
 // that topic, so a reload never dead-letters records that were in flight.
-func (a *mapperAdapter) swap(m *mapping.Mapper) {
-	a.rules.prev.Store(a.rules.cur.Load())
+// undo puts back the rules swap replaced (a reload that failed after it).
+func (a *mapperAdapter) swap(m *mapping.Mapper) (undo func()) {
+	cur, prev := a.rules.cur.Load(), a.rules.prev.Load()
+	a.rules.prev.Store(cur)
 	a.rules.cur.Store(m)
+	return func() {
+		a.rules.cur.Store(cur)
+		a.rules.prev.Store(prev)
+	}
 }
 
 // mapAvro decodes an avro record through the Schema Registry and maps it. A
