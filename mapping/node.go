@@ -444,10 +444,14 @@ func specialize(fn string, n *callNode) node {
 		case *pathNode:
 			m.currency = a
 		case *constNode:
-			if a.v.k != kString {
-				return n
+			exp, known := 0, false
+			if a.v.k == kString {
+				exp, known = currencyExponent(a.v.s)
 			}
-			m.curConst, m.curIsConst = a.v.s, true
+			if !known {
+				return n // the generic call reports the currency
+			}
+			m.exp = exp
 		default:
 			return n
 		}
@@ -466,34 +470,35 @@ func specialize(fn string, n *callNode) node {
 	return n
 }
 
-// moneyNode is money.minor(path, path or constant string): when the amount
-// is a decimal string and the currency a string, it computes the result
-// directly (what moneyMinor does for a string); any other case goes to the
-// generic call, which gives the same result for those.
+// moneyNode is money.minor(path, path or constant known currency): when the
+// amount is a decimal string and the currency a known one, it computes the
+// result directly (what moneyMinor does for a string); any other case goes
+// to the generic call, which gives the same result for those.
 type moneyNode struct {
-	call       *callNode
-	amount     *pathNode
-	currency   *pathNode // nil: curConst
-	curConst   string
-	curIsConst bool
+	call     *callNode
+	amount   *pathNode
+	currency *pathNode // nil: a constant currency, whose exponent is exp
+	exp      int
 }
 
 func (n *moneyNode) eval(c *ectx) (val, error) {
-	cur, ok := n.curConst, n.curIsConst
-	if !ok {
-		x, _ := n.currency.lookup(c)
-		cur, ok = x.(string)
+	x, _ := n.amount.lookup(c)
+	s, isStr := x.(string)
+	if !isStr {
+		return n.call.eval(c)
 	}
-	if ok {
-		x, _ := n.amount.lookup(c)
-		if s, isStr := x.(string); isStr {
-			if exp, known := currencyExponent(cur); known {
-				m, err := decimalMinor(s, exp)
-				return val{k: kInt, n: m}, err
-			}
+	exp, known := n.exp, n.currency == nil
+	if !known {
+		x, _ := n.currency.lookup(c)
+		if cur, ok := x.(string); ok {
+			exp, known = currencyExponent(cur)
 		}
 	}
-	return n.call.eval(c)
+	if !known {
+		return n.call.eval(c)
+	}
+	m, err := decimalMinor(s, exp)
+	return val{k: kInt, n: m}, err
 }
 
 // strCallNode is time.rfc3339(path) or url.origin_path(path): a string
