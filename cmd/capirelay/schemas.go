@@ -17,18 +17,16 @@ const registryCheckTimeout = 30 * time.Second
 
 // localSchemas parses the local `schema:` files of an Avro topic (nil, nil
 // when it names none). Errors name the file.
-func localSchemas(a mapping.AvroTopic) ([]mapping.SchemaVersion, []*schemas.Schema, error) {
+func localSchemas(a mapping.AvroTopic) ([]mapping.SchemaVersion, error) {
 	var vs []mapping.SchemaVersion
-	var ss []*schemas.Schema
 	for i, p := range a.SchemaFiles {
 		s, err := schemas.ParseSchemaFile(p)
 		if err != nil {
-			return nil, nil, fmt.Errorf("schema %s: %s", a.SchemaNames[i], strings.TrimPrefix(err.Error(), "schemas: "))
+			return nil, fmt.Errorf("schema %s: %s", a.SchemaNames[i], strings.TrimPrefix(err.Error(), "schemas: "))
 		}
 		vs = append(vs, mapping.SchemaVersion{Schema: s.Avro, File: a.SchemaNames[i]})
-		ss = append(ss, s)
 	}
-	return vs, ss, nil
+	return vs, nil
 }
 
 // checkSchemas is the resolver of `capirelay check`: an Avro topic's local
@@ -66,8 +64,7 @@ func checkSchemas(f *config.File) func(mapping.AvroTopic) ([]mapping.SchemaVersi
 	}
 	return func(a mapping.AvroTopic) ([]mapping.SchemaVersion, error) {
 		if len(a.SchemaFiles) > 0 {
-			vs, _, err := localSchemas(a)
-			return vs, err
+			return localSchemas(a)
 		}
 		d, err := registry()
 		if err != nil {
@@ -99,8 +96,5 @@ func checkSchemas(f *config.File) func(mapping.AvroTopic) ([]mapping.SchemaVersi
 // only (a topic without them is not type-checked; its cases fail, see
 // avroValue).
 func testSchemas(*config.File) func(mapping.AvroTopic) ([]mapping.SchemaVersion, error) {
-	return func(a mapping.AvroTopic) ([]mapping.SchemaVersion, error) {
-		vs, _, err := localSchemas(a)
-		return vs, err
-	}
+	return localSchemas
 }
