@@ -2,6 +2,7 @@ package capi
 
 import (
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"strings"
 	"unicode"
@@ -119,28 +120,7 @@ func (h *Hasher) AppendHash(dst []byte, f IdentityField, raw string) ([]byte, er
 		return dst, err
 	}
 	sum := sha256.Sum256(norm)
-	return appendHex(dst, &sum), nil
-}
-
-// hexPairs holds the two lowercase hex digits of every byte value.
-const hexPairs = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f" +
-	"202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f" +
-	"404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f" +
-	"606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f" +
-	"808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f" +
-	"a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf" +
-	"c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf" +
-	"e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff"
-
-// appendHex appends the lowercase hex of sum (hex.AppendEncode, one table
-// load per byte).
-func appendHex(dst []byte, sum *[sha256.Size]byte) []byte {
-	var out [2 * sha256.Size]byte
-	for i, b := range sum {
-		out[2*i] = hexPairs[2*int(b)]
-		out[2*i+1] = hexPairs[2*int(b)+1]
-	}
-	return append(dst, out[:]...)
+	return hex.AppendEncode(dst, sum[:]), nil
 }
 
 func looksHashed(s string) bool {
@@ -159,8 +139,8 @@ func looksHashed(s string) bool {
 // SHA256Hex returns the lowercase hex SHA-256 of s.
 func SHA256Hex(s string) string {
 	sum := sha256.Sum256([]byte(s))
-	var buf [64]byte
-	return string(appendHex(buf[:0], &sum))
+	var buf [2 * sha256.Size]byte // not hex.EncodeToString: one allocation, not two
+	return string(hex.AppendEncode(buf[:0], sum[:]))
 }
 
 // Normalize applies the field's normalization rule (see Hash) without hashing.
