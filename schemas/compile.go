@@ -41,11 +41,10 @@ const (
 // generic decoding into map[string]any and writes the tree shape of this
 // package directly, with no second normalizing pass.
 type node struct {
-	op      op
-	size    int      // opFixed, opDecimalFixed: the byte size
-	scale   int      // opDecimal*: the decimal scale
-	symbols []string // opEnum
-	// symbolsAny are the symbols boxed once, at compile time.
+	op    op
+	size  int // opFixed, opDecimalFixed: the byte size
+	scale int // opDecimal*: the decimal scale
+	// symbolsAny are the symbols of an opEnum, boxed once, at compile time.
 	symbolsAny []any
 	fields     []field // opRecord
 	// keep is the number of fields of a record that are kept (not skipped):
@@ -158,7 +157,7 @@ func (c *compiler) node(s avro.Schema, fs *fieldNode, depth int) (*node, error) 
 		for i, sym := range syms {
 			boxed[i] = sym
 		}
-		return &node{op: opEnum, symbols: syms, symbolsAny: boxed, minSize: 1}, nil
+		return &node{op: opEnum, symbolsAny: boxed, minSize: 1}, nil
 	case avro.Array:
 		elem, err := c.node(s.(*avro.ArraySchema).Items(), fs, depth+1)
 		if err != nil {
@@ -232,9 +231,10 @@ func (c *compiler) record(rs *avro.RecordSchema, fs *fieldNode, depth int) (*nod
 	return n, nil
 }
 
-// observe records the counts of a successful decode (the largest record
-// seen wins, decaying by a quarter per record so one outlier does not size
-// every later slab).
+// observe records the counts of a successful decode, capped at 1<<16. A
+// count above the hint replaces it at once; a smaller one keeps the hint
+// until it falls below three quarters of it, then replaces it, so one
+// outlier does not size every later slab but small dips do not shrink it.
 func (h *hint) observe(s *slabs, records bool) {
 	set := func(a *atomic.Int32, n int) {
 		old := int(a.Load())

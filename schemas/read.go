@@ -11,7 +11,8 @@ import (
 // the first one is kept in err and every later read returns zero values, so
 // the decoder checks once per value it builds rather than after every read.
 type reader struct {
-	b   []byte // the payload (a private copy: strings alias it, see copyPayload)
+	// b is the payload, which decoded strings alias (see str).
+	b   []byte
 	pos int
 	err error
 	// max is the largest string or bytes value accepted (MaxByteSliceSize).
@@ -158,8 +159,9 @@ func (r *reader) fixed(n int) []byte {
 	return s
 }
 
-// str returns the next string. It aliases the payload, which is safe because
-// the decoder owns a private, never-modified copy of it (see copyPayload).
+// str returns the next string. It aliases the payload: Schema.decode reads a
+// private copy that nothing modifies; DecodeRecordIn reads the caller's
+// buffer, which the caller must leave alone while such a string is in use.
 func (r *reader) str() string {
 	b := r.span()
 	if len(b) == 0 {
