@@ -416,6 +416,18 @@ func TestUserRules(t *testing.T) {
 	runRuleCases(t, cases)
 }
 
+// TestUserFieldIndex keeps userField's switch in step with userFields.
+func TestUserFieldIndex(t *testing.T) {
+	for i, f := range userFields {
+		if got := userField([]byte(f.name)); got != i {
+			t.Errorf("userField(%q) = %d, want %d", f.name, got, i)
+		}
+	}
+	if got := userField([]byte("email")); got != -1 {
+		t.Errorf("userField(email) = %d, want -1", got)
+	}
+}
+
 // TestBatchRules covers the top level of the body.
 func TestBatchRules(t *testing.T) {
 	ev := func(id string) obj { return orderEvent(id) }
