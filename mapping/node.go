@@ -146,25 +146,19 @@ type step struct {
 // all give absent (CEL gives "no such key" there, which is absent too).
 //
 // The value-rooted paths of a topic are interned when the topic is compiled
-// (see pathTable): each distinct path gets a slot, and its parent path (all
-// steps but the last) is interned too. A path is then looked up once per
-// record: later lookups of it, and of the paths below it, start from the
-// cached result (value.customer is read once for value.customer.email,
-// value.customer.phone, ...).
-//
-// The value-rooted paths of a topic are interned when the topic is compiled
-// (see pathTable): a path that is read more than once per record, or whose
-// sub-paths are (value.customer for value.customer.email,
-// value.customer.phone, ...), gets a cache slot and is looked up once per
-// record; every other value-rooted path starts from its nearest cached
-// ancestor.
+// (see pathTable): a path read by at least two path nodes, itself or through
+// paths below it (value.customer for value.customer.email and
+// value.customer.phone), gets a cache slot and is looked up at most once per
+// record; every other value-rooted path is walked from its nearest cached
+// ancestor, or from the value when none is cached.
 type pathNode struct {
 	item  bool
 	steps []step
 	// slot is the cache slot of the path (0: not cached). parent is the
-	// nearest cached proper ancestor of a value-rooted path (nil: the value
-	// itself), rest the steps below it; both are set only when slot > 0 or
-	// parent != nil.
+	// nearest cached proper ancestor of a value-rooted path (nil: none) and
+	// rest the steps from it (from the value when parent is nil) to the
+	// path. lookup uses them only when slot > 0 or parent != nil; otherwise
+	// it walks steps from the value or the item.
 	slot   int
 	parent *pathNode
 	rest   []step
