@@ -148,9 +148,11 @@ func (d *Decoder) DecodeRecordFields(ctx context.Context, b []byte, fs *FieldSet
 
 // DecodeFields is Decode building only the fields of fs (see FieldSet); the
 // rest of the payload is validated as it is skipped over, so a corrupt or
-// truncated payload fails exactly as with Decode. The result is Decode's
-// with the unrequested keys removed. A nil fs is Decode with the compiled
-// decoder.
+// truncated payload fails exactly as with Decode. The one exception: an
+// array or map block that carries its byte size (hamba writes arrays so) is
+// jumped over unread when its field is skipped, so corruption inside it
+// goes unnoticed. The result is Decode's with the unrequested keys removed.
+// A nil fs is Decode with the compiled decoder.
 func (d *Decoder) DecodeFields(ctx context.Context, b []byte, fs *FieldSet) (value any, schemaID int, err error) {
 	return d.decode(ctx, b, fs, false, false)
 }
