@@ -461,12 +461,8 @@ func (v *validator) parseEvent(e *event) error {
 				return ferr("action_source", "must be one of web, mobile_app, offline, physical_store, phone_call, email, other")
 			}
 		case fSourceURL:
-			s, err := v.wantString("source_url")
-			if err != nil {
+			if err := v.parseSingle("source_url", checkURL); err != nil {
 				return err
-			}
-			if msg := checkURL(s); msg != "" {
-				return ferr("source_url", msg)
 			}
 		case fOppref:
 			if _, err := v.wantString("oppref"); err != nil {
@@ -605,12 +601,8 @@ func (v *validator) parseData(d *dataInfo) error {
 				return err
 			}
 		case dCurrency:
-			s, err := v.wantString("currency")
-			if err != nil {
+			if err := v.parseSingle("currency", checkCurrency); err != nil {
 				return err
-			}
-			if msg := checkCurrency(s); msg != "" {
-				return ferr("currency", msg)
 			}
 		case dContents:
 			if err := v.parseContents(d); err != nil {
@@ -775,13 +767,7 @@ func (v *validator) parseItem() (needsCurrency bool, err error) {
 		case iAmount:
 			_, err = v.wantInt("amount")
 		case iCurrency:
-			s, err := v.wantString("currency")
-			if err != nil {
-				return false, err
-			}
-			if msg := checkCurrency(s); msg != "" {
-				return false, ferr("currency", msg)
-			}
+			err = v.parseSingle("currency", checkCurrency)
 		case iVariantDict:
 			if err := v.parseVariantDict(); err != nil {
 				return false, under(err, "variant_dict")
@@ -923,7 +909,7 @@ func (v *validator) parseUser() error {
 }
 
 // parseSingle reads a string checked by check (which returns "" when the
-// value is valid). Values are never echoed: they identify people.
+// value is valid). The value is never echoed: user values identify people.
 func (v *validator) parseSingle(name string, check func([]byte) string) error {
 	s, err := v.wantString(name)
 	if err != nil {
