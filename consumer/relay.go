@@ -347,7 +347,12 @@ func (r *Relay) Run(ctx, force context.Context) error {
 	bg.Go(func() { r.lingerLoop(bgCtx) })
 	bg.Go(func() { r.commitLoop(bgCtx) })
 
-	jobs := make(chan job, 4*r.cfg.PollRecords)
+	// Every queued job holds one of the MaxUnsettledRecords slots (taken
+	// before the job is sent), so with this capacity the poll loop's send
+	// never blocks: it must not, since it runs before AllowRebalance and
+	// does not watch ctx. Only the slots bound stops reading, and that wait
+	// watches ctx. (A job is 24 bytes: 480 KB at the default bound.)
+	jobs := make(chan job, r.cfg.MaxUnsettledRecords)
 	// Mapping workers give up a record whose mapping fails transiently when
 	// ctx ends, or when the drain ends (a bounded run drains without ctx
 	// ending).
@@ -471,7 +476,7 @@ func (r *Relay) pollLoop(ctx context.Context, jobs chan<- job) error {
 			// Tracked in offset order here, mapped by any worker: the
 			// pending unit is the mapping, settled when the worker is done.
 			ref := last.add(rec.Offset, rec.LeaderEpoch, rec.Timestamp.UnixMilli(), 1)
-			jobs <- job{polled: rec, ref: ref}
+			jobs <- job{polled: rec, ref: ref} // never blocks: see Run
 		})
 		r.cl.AllowRebalance()
 	}

@@ -687,3 +687,31 @@ func TestRelayShutdownDuringAPIHang(t *testing.T) {
 		})
 	}
 }
+
+// TestRelayShutdownWhileMappingWorkersWait: the mapping workers wait for room
+// in a full send queue (the API answers nothing) while the poll loop keeps
+// reading: the jobs for them must never block the poll loop, which would then
+// ignore the shutdown (and hold rebalances: AllowRebalance is not reached).
+// Only the unsettled-record bound may stop reading, and it watches ctx.
+func TestRelayShutdownWhileMappingWorkersWait(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, capisim.Options{HangRate: 1})
+	topic, dlq, group := kafkatest.Topic(t, 1), kafkatest.Topic(t, 1), kafkatest.GroupID(t)
+	const n = 200
+	vals := make([]any, n)
+	for i := range vals {
+		vals[i] = testValue{ID: fmt.Sprintf("w-%d", i), TS: now()}
+	}
+	h.produce(topic, 0, vals...)
+	// PollRecords 5: room for far fewer queued jobs than unsettled records.
+	run := h.start(Config{Group: group, Topics: []string{topic}, DeadLetterTopic: dlq,
+		DrainTimeout: time.Second, Concurrency: 1, MaxBatchEvents: 1, PollRecords: 5}, nil)
+	waitFor(t, "a request hanging", 20*time.Second, func() bool { return h.sim.Stats().Hung >= 1 })
+	time.Sleep(500 * time.Millisecond) // the poll loop reads on while the workers wait
+	t.Logf("%d of %d records read before the shutdown", run.r.Progress().Consumed, n)
+	took := run.stopWithin(t, 6*time.Second, false)
+	t.Logf("shutdown took %v (drain timeout 1s)", took)
+	if c := h.committed(group, topic); c[0] != 0 {
+		t.Errorf("committed %v although nothing was accepted", c)
+	}
+}
