@@ -18,7 +18,7 @@ var pow10 = [...]int64{1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 10000
 	1000000000, 10000000000, 100000000000, 1000000000000, 10000000000000,
 	100000000000000, 1000000000000000, 10000000000000000, 100000000000000000, 1000000000000000000}
 
-var errOverflow = errors.New("amount overflows a 64-bit integer of minor units")
+var errOverflow = errors.New("money.minor: amount overflows a 64-bit integer of minor units")
 
 // moneyMinor converts an amount in MAJOR units (29.99) of currency into an
 // integer of minor units (2999), using the ISO 4217 exponent of the currency.
@@ -39,7 +39,7 @@ func moneyMinor(amount val, currency string) (int64, error) {
 		n := amount.n
 		m := pow10[exp]
 		if n > math.MaxInt64/m || n < math.MinInt64/m {
-			return 0, errors.New("money.minor: " + errOverflow.Error())
+			return 0, errOverflow
 		}
 		return n * m, nil
 	case kFloat:
@@ -95,7 +95,7 @@ func decimalMinor(s string, exp int) (int64, error) {
 			return 0, errors.New("money.minor: not a decimal number: " + strconv.Quote(orig))
 		}
 		if !add(c) {
-			return 0, errors.New("money.minor: " + errOverflow.Error())
+			return 0, errOverflow
 		}
 	}
 	for i := 0; i < len(frac); i++ {
@@ -109,12 +109,12 @@ func decimalMinor(s string, exp int) (int64, error) {
 			d = frac[i]
 		}
 		if !add(d) {
-			return 0, errors.New("money.minor: " + errOverflow.Error())
+			return 0, errOverflow
 		}
 	}
 	if len(frac) > exp && frac[exp] >= '5' {
 		if n == math.MaxInt64 {
-			return 0, errors.New("money.minor: " + errOverflow.Error())
+			return 0, errOverflow
 		}
 		n++ // half away from zero: the first dropped digit decides
 	}
