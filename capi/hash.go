@@ -145,29 +145,18 @@ func SHA256Hex(s string) string {
 
 // Normalize applies the field's normalization rule (see Hash) without hashing.
 func Normalize(f IdentityField, raw string) (string, error) {
-	var s string
-	switch f {
-	case FieldEmail:
-		s = strings.ToLower(strings.TrimSpace(raw))
-	case FieldPhone:
-		return normalizePhone(raw)
-	case FieldExternalID:
-		s = strings.TrimSpace(raw)
-	case FieldFirstName, FieldLastName:
-		s = normalizeName(raw)
-	default:
-		return "", errors.New("unknown identity field")
+	var buf [256]byte
+	norm, err := appendNormalize(buf[:0], f, raw)
+	if err != nil {
+		return "", err
 	}
-	if s == "" {
-		return "", ErrEmptyIdentity
-	}
-	return s, nil
+	return string(norm), nil
 }
 
 // appendNormalize appends Normalize(f, raw) to dst, without allocating when
 // it fits dst's capacity (names and emails with non-ASCII letters go through
-// the Unicode case mapping, which may allocate). A test checks that both
-// agree byte for byte.
+// the Unicode case mapping, which may allocate). A test checks it against a
+// reference implementation byte for byte.
 func appendNormalize(dst []byte, f IdentityField, raw string) ([]byte, error) {
 	start := len(dst)
 	switch f {
@@ -212,15 +201,6 @@ func appendLowerASCII(dst []byte, s string) []byte {
 		dst = append(dst, c)
 	}
 	return dst
-}
-
-func normalizePhone(raw string) (string, error) {
-	var buf [16]byte
-	digits, err := appendPhone(buf[:0], raw)
-	if err != nil {
-		return "", err
-	}
-	return string(digits), nil
 }
 
 // The classes of phoneClass: a byte >= 0x80 (the zero value) starts a
@@ -285,11 +265,6 @@ func appendPhone(dst []byte, raw string) ([]byte, error) {
 		return dst[:start], ErrPhoneDigits
 	}
 	return dst, nil
-}
-
-func normalizeName(raw string) string {
-	var buf [64]byte
-	return string(appendName(buf[:0], raw))
 }
 
 // appendName appends the normalized name to dst.
