@@ -90,25 +90,23 @@ func DecodeWith(s *Schema, payload []byte) (any, error) {
 // s whatever id its header carries (a local .avsc stands for the registry).
 // It returns the id of the header.
 func DecodeWireWith(s *Schema, b []byte) (any, int, error) {
-	id, payload, err := splitHeader(b)
-	if err != nil {
-		return nil, 0, err
-	}
-	v, err := s.decode(payload, nil, DefaultMaxByteSliceSize, false)
-	if de, ok := err.(*DecodeError); ok {
-		de.SchemaID = id
-	}
-	return v, id, err
+	return decodeWire(s, b, false)
 }
 
 // DecodeWireRecordWith is DecodeWireWith building records as *Record (see
 // Decoder.DecodeRecord).
 func DecodeWireRecordWith(s *Schema, b []byte) (any, int, error) {
+	return decodeWire(s, b, true)
+}
+
+// decodeWire strips the header of b and decodes the payload with s; a
+// *DecodeError carries the header's schema id.
+func decodeWire(s *Schema, b []byte, records bool) (any, int, error) {
 	id, payload, err := splitHeader(b)
 	if err != nil {
 		return nil, 0, err
 	}
-	v, err := s.decode(payload, nil, DefaultMaxByteSliceSize, true)
+	v, err := s.decode(payload, nil, DefaultMaxByteSliceSize, records)
 	if de, ok := err.(*DecodeError); ok {
 		de.SchemaID = id
 	}
