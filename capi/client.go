@@ -142,6 +142,12 @@ func (c *Config) Validate() error {
 	if c.Retry.InitialBackoff < 0 || c.Retry.MaxBackoff < 0 || c.Retry.MaxAttempts < 0 || c.Retry.MaxRetryAfter < 0 {
 		errs = append(errs, errors.New("capi: retry durations and attempts must not be negative"))
 	}
+	if c.RequestTimeout < 0 {
+		errs = append(errs, fmt.Errorf("capi: request timeout must not be negative, got %v", c.RequestTimeout))
+	}
+	if c.MaxErrorBody < 0 {
+		errs = append(errs, fmt.Errorf("capi: max error body must not be negative, got %d", c.MaxErrorBody))
+	}
 	if c.Retry.MaxBackoff > 0 && c.Retry.InitialBackoff > c.Retry.MaxBackoff {
 		errs = append(errs, fmt.Errorf("capi: initial backoff %v exceeds max backoff %v", c.Retry.InitialBackoff, c.Retry.MaxBackoff))
 	}

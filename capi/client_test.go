@@ -429,6 +429,18 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
+func TestConfigRejectsNegativeTimeoutAndErrorBody(t *testing.T) {
+	// Accepted, a negative timeout would time every attempt out and a
+	// negative MaxErrorBody would panic on the first error response.
+	cfg := Config{APIKey: secret.New(testKey), RequestTimeout: -time.Second, MaxErrorBody: -1}
+	err := cfg.Validate()
+	for _, want := range []string{"request timeout must not be negative", "max error body must not be negative"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate() = %v, want it to mention %q", err, want)
+		}
+	}
+}
+
 func TestOnRequestHook(t *testing.T) {
 	_, srv := newFakeAPI(t, func(n int, _ fakeReq) (int, http.Header, string) {
 		if n == 0 {
