@@ -459,10 +459,6 @@ func TestOnRequestHook(t *testing.T) {
 	}
 }
 
-func secretNew(s string) secret.Value { return secret.New(s) }
-
-func asAPIError(err error, target **APIError) bool { return errors.As(err, target) }
-
 type countingLimiter struct{ n int }
 
 func (l *countingLimiter) Wait(ctx context.Context) error { l.n++; return ctx.Err() }

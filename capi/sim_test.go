@@ -3,12 +3,14 @@ package capi
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/capirelay/capirelay/internal/capisim"
+	"github.com/capirelay/capirelay/internal/secret"
 )
 
 const simPixel = "px_sim"
@@ -104,10 +106,10 @@ func TestSim429RetryAfterHonoured(t *testing.T) {
 
 func TestSim401IsConfigNoRetryStorm(t *testing.T) {
 	sim, url := newSim(t, capisim.Options{})
-	c := newTestClient(t, url, func(c *Config) { c.APIKey = secretNew("sk-wrong-key-123") })
+	c := newTestClient(t, url, func(c *Config) { c.APIKey = secret.New("sk-wrong-key-123") })
 	res, err := c.Send(context.Background(), Batch{Pixel: simPixel, Events: encodedEvents(50)})
 	var apiErr *APIError
-	if !asAPIError(err, &apiErr) || apiErr.Class != ClassConfig || apiErr.Status != 401 {
+	if !errors.As(err, &apiErr) || apiErr.Class != ClassConfig || apiErr.Status != 401 {
 		t.Fatalf("want a config error, got %v", err)
 	}
 	if res.Requests != 1 || sim.Stats().RequestsByStatus[401] != 1 || res.Count(Unsent) != 50 {
@@ -116,7 +118,7 @@ func TestSim401IsConfigNoRetryStorm(t *testing.T) {
 	// Unknown pixel: 403, also configuration.
 	c = newTestClient(t, url, nil)
 	_, err = c.Send(context.Background(), Batch{Pixel: "px_unknown", Events: encodedEvents(1)})
-	if !asAPIError(err, &apiErr) || apiErr.Class != ClassConfig || apiErr.Status != 403 {
+	if !errors.As(err, &apiErr) || apiErr.Class != ClassConfig || apiErr.Status != 403 {
 		t.Fatalf("unknown pixel: %v", err)
 	}
 }

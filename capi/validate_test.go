@@ -2,6 +2,7 @@ package capi
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -184,8 +185,8 @@ func TestValidateRequest(t *testing.T) {
 	}{
 		{"one event", Request{Events: []Event{ev}}, ""},
 		{"none", Request{}, "events: must hold at least 1 event"},
-		{"1000", Request{Events: make1000(ev, 1000)}, ""},
-		{"1001", Request{Events: make1000(ev, 1001)}, "must hold at most 1000 events"},
+		{"1000", Request{Events: slices.Repeat([]Event{ev}, 1000)}, ""},
+		{"1001", Request{Events: slices.Repeat([]Event{ev}, 1001)}, "must hold at most 1000 events"},
 		{"index in path", Request{Events: []Event{ev, ev, ev, bad}}, "events[3].data.currency: required when amount is set"},
 		{"integration source ok", Request{Events: []Event{ev}, IntegrationSource: "capirelay-1.0_x"}, ""},
 		{"integration source start", Request{Events: []Event{ev}, IntegrationSource: "-x"}, "integration_source: must start with a letter or digit"},
@@ -200,14 +201,6 @@ func TestValidateRequest(t *testing.T) {
 			}
 		})
 	}
-}
-
-func make1000(e Event, n int) []Event {
-	out := make([]Event, n)
-	for i := range out {
-		out[i] = e
-	}
-	return out
 }
 
 func TestWindowErrorsAreDistinguishable(t *testing.T) {
