@@ -387,11 +387,13 @@ func validateUser(u *User, idx int, errs *ValidationError) {
 		}
 	}
 	for i, s := range u.Countries {
-		if len(s) == 2 && IsCountry(s) && (s[0] < 'A' || s[0] > 'Z' || s[1] < 'A' || s[1] > 'Z') {
-			// The API documents upper case ("US") and no normalization.
-			errs.add(idx, listPath("user.countries", i), "must be upper case (ISO 3166-1 alpha-2, e.g. \"US\"), got "+strconv.Quote(s))
-		} else if !IsCountry(s) {
+		switch {
+		case !IsCountry(s):
 			errs.add(idx, listPath("user.countries", i), "not an ISO 3166-1 alpha-2 country code: "+strconv.Quote(s))
+		case s[0] < 'A' || s[0] > 'Z' || s[1] < 'A' || s[1] > 'Z':
+			// A known code (so 2 bytes long) in lower or mixed case. The API
+			// documents upper case ("US") and no normalization.
+			errs.add(idx, listPath("user.countries", i), "must be upper case (ISO 3166-1 alpha-2, e.g. \"US\"), got "+strconv.Quote(s))
 		}
 	}
 	if u.AndroidAdvertisingID != "" && !isUUID(u.AndroidAdvertisingID) {
