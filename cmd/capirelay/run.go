@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -174,8 +175,9 @@ type reloader struct {
 // ConfigMap's symlink swap is seen) and reloads on SIGHUP. A reload compiles
 // and checks the new rules first; if that fails the old rules stay, the error
 // is logged and capirelay_rules_last_reload_success drops to 0. Only the
-// topics section is reloaded: changes to kafka, api or relay need a restart
-// and are reported as such.
+// topics section is reloaded: changes to kafka, api, relay or schema_registry
+// need a restart and are reported as such (new avro topics need the
+// schema_registry urls the relay started with).
 func reloadLoop(ctx context.Context, r reloader) {
 	if r.every <= 0 {
 		r.every = 5 * time.Second
@@ -204,6 +206,13 @@ func reloadLoop(ctx context.Context, r reloader) {
 
 func (r *reloader) reload(ctx context.Context, why string) {
 	next, err := parseSetup(r.path)
+	if err == nil && r.cur.decoder == nil && next.hasAvro() {
+		// The decoder is built at start, from the schema_registry section
+		// of then: without it every record of the topic would be
+		// dead-lettered.
+		err = fmt.Errorf("%s: the avro topics (%s) need a schema registry, but the relay started without schema_registry.urls (the schema_registry section takes effect only after a restart)",
+			r.path, strings.Join(next.avroTopics(), ", "))
+	}
 	if err != nil {
 		r.m.RulesReload.WithLabelValues("error").Inc()
 		r.m.RulesLastReloadOK.Set(0)
@@ -211,7 +220,7 @@ func (r *reloader) reload(ctx context.Context, why string) {
 		return
 	}
 	if !sameSections(r.cur, next) {
-		r.log.Warn("the kafka, api or relay section changed: those take effect only after a restart; reloading the topics section only", "why", why)
+		r.log.Warn("the kafka, api, relay or schema_registry section changed: those take effect only after a restart; reloading the topics section only", "why", why)
 	}
 	// The new rules go live before the topics change, so that the first
 	// records of an added topic find them; if the topics cannot change, the
@@ -241,5 +250,5 @@ func fileHash(path string) string {
 
 // sameSections reports whether the non-reloadable sections are unchanged.
 func sameSections(a, b *setup) bool {
-	return fmt.Sprintf("%+v|%+v|%+v", a.kafka, a.api, a.relay) == fmt.Sprintf("%+v|%+v|%+v", b.kafka, b.api, b.relay)
+	return fmt.Sprintf("%+v|%+v|%+v|%+v", a.kafka, a.api, a.relay, a.registry) == fmt.Sprintf("%+v|%+v|%+v|%+v", b.kafka, b.api, b.relay, b.registry)
 }

@@ -34,7 +34,8 @@ type setup struct {
 	api      config.API
 	relay    config.Relay
 	registry config.SchemaRegistry
-	// decoder decodes the values of avro topics (nil when there are none).
+	// decoder decodes the values of avro topics (nil when there are none
+	// and schema_registry names no urls).
 	decoder *schemas.Decoder
 	mapper  *mapping.Mapper
 	client  *capi.Client
@@ -143,7 +144,9 @@ func (s *setup) connect(m *consumer.Metrics) error {
 	if s.conn, err = kafkaOpts(s.kafka); err != nil {
 		return fmt.Errorf("%s: kafka: %w", path, err)
 	}
-	if s.hasAvro() {
+	// With urls configured the decoder is built even when no topic is avro
+	// yet, so that a rule reload can add the first avro topic.
+	if s.hasAvro() || len(s.registry.URLs) > 0 {
 		rc, err := schemas.RegistryConfigFrom(s.registry)
 		if err != nil {
 			return fmt.Errorf("%s: schema_registry: %w", path, err)
@@ -156,13 +159,17 @@ func (s *setup) connect(m *consumer.Metrics) error {
 }
 
 // hasAvro reports whether any topic is format avro.
-func (s *setup) hasAvro() bool {
+func (s *setup) hasAvro() bool { return len(s.avroTopics()) > 0 }
+
+// avroTopics returns the topics of format avro.
+func (s *setup) avroTopics() []string {
+	var ts []string
 	for _, t := range s.mapper.Topics() {
 		if s.mapper.Format(t) == "avro" {
-			return true
+			ts = append(ts, t)
 		}
 	}
-	return false
+	return ts
 }
 
 // newRelay builds the live relay of this setup: the consumer group over
