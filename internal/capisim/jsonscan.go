@@ -139,6 +139,22 @@ func (s *scanner) nextElem(first bool) (bool, error) {
 // str reads a string starting at '"'. Without escapes it returns a view into
 // the input (no allocation); with escapes, a decoded copy.
 func (s *scanner) str() ([]byte, error) {
+	raw, escaped, err := s.scanStr()
+	if err != nil || !escaped {
+		return raw, err
+	}
+	return unescape(raw), nil
+}
+
+// skipStr checks a string without decoding it.
+func (s *scanner) skipStr() error {
+	_, _, err := s.scanStr()
+	return err
+}
+
+// scanStr checks the string starting at '"' and moves past it. It returns
+// the bytes between the quotes, undecoded, and whether they hold escapes.
+func (s *scanner) scanStr() (raw []byte, escaped bool, err error) {
 	s.i++ // opening quote
 	start := s.i
 	ascii := true
@@ -152,22 +168,37 @@ func (s *scanner) str() ([]byte, error) {
 		c := s.b[s.i]
 		switch {
 		case c == '"':
-			v := s.b[start:s.i]
+			raw = s.b[start:s.i]
 			s.i++
-			if !ascii && !utf8.Valid(v) {
-				return nil, &syntaxError{off: start, msg: "invalid UTF-8 in string"}
+			if !ascii && !utf8.Valid(raw) {
+				return nil, false, &syntaxError{off: start, msg: "invalid UTF-8 in string"}
 			}
-			return v, nil
+			return raw, escaped, nil
 		case c == '\\':
-			return s.strEscaped(start)
+			if s.i+1 >= len(s.b) {
+				return nil, false, s.fail("unexpected end of input in string")
+			}
+			switch s.b[s.i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				s.i += 2
+			case 'u':
+				if s.i+5 >= len(s.b) || !isHex(s.b[s.i+2]) || !isHex(s.b[s.i+3]) || !isHex(s.b[s.i+4]) || !isHex(s.b[s.i+5]) {
+					return nil, false, s.fail(`invalid \u escape in string`)
+				}
+				s.i += 6
+			default:
+				return nil, false, s.fail("invalid escape in string")
+			}
+			escaped = true
+			continue
 		case c < 0x20:
-			return nil, s.fail("control character in string")
+			return nil, false, s.fail("control character in string")
 		case c >= 0x80:
 			ascii = false
 		}
 		s.i++
 	}
-	return nil, s.fail("unexpected end of input in string")
+	return nil, false, s.fail("unexpected end of input in string")
 }
 
 // plainASCII marks the bytes that need no attention inside a string.
@@ -191,44 +222,6 @@ func hexVal(c byte) rune {
 	default:
 		return rune(c-'A') + 10
 	}
-}
-
-// strEscaped finishes a string that contains escapes; start is the offset
-// after the opening quote.
-func (s *scanner) strEscaped(start int) ([]byte, error) {
-	// First pass: find the end and check the syntax.
-	for s.i < len(s.b) {
-		c := s.b[s.i]
-		switch {
-		case c == '"':
-			raw := s.b[start:s.i]
-			s.i++
-			if !utf8.Valid(raw) {
-				return nil, &syntaxError{off: start, msg: "invalid UTF-8 in string"}
-			}
-			return unescape(raw), nil
-		case c == '\\':
-			if s.i+1 >= len(s.b) {
-				return nil, s.fail("unexpected end of input in string")
-			}
-			switch s.b[s.i+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				s.i += 2
-			case 'u':
-				if s.i+5 >= len(s.b) || !isHex(s.b[s.i+2]) || !isHex(s.b[s.i+3]) || !isHex(s.b[s.i+4]) || !isHex(s.b[s.i+5]) {
-					return nil, s.fail(`invalid \u escape in string`)
-				}
-				s.i += 6
-			default:
-				return nil, s.fail("invalid escape in string")
-			}
-		case c < 0x20:
-			return nil, s.fail("control character in string")
-		default:
-			s.i++
-		}
-	}
-	return nil, s.fail("unexpected end of input in string")
 }
 
 // unescape decodes a syntactically checked string body. Unpaired surrogates
@@ -440,32 +433,4 @@ func (s *scanner) skip(depth int) error {
 		}
 		return s.fail("invalid character, value expected")
 	}
-}
-
-// skipStr checks a string without decoding it.
-func (s *scanner) skipStr() error {
-	s.i++
-	start := s.i
-	ascii := true
-	for s.i < len(s.b) {
-		c := s.b[s.i]
-		switch {
-		case c == '"':
-			v := s.b[start:s.i]
-			s.i++
-			if !ascii && !utf8.Valid(v) {
-				return &syntaxError{off: start, msg: "invalid UTF-8 in string"}
-			}
-			return nil
-		case c == '\\':
-			_, err := s.strEscaped(start)
-			return err
-		case c < 0x20:
-			return s.fail("control character in string")
-		case c >= 0x80:
-			ascii = false
-		}
-		s.i++
-	}
-	return s.fail("unexpected end of input in string")
 }
