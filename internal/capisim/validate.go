@@ -258,21 +258,46 @@ func batchFieldBit(key []byte) int {
 	return 0
 }
 
+// openBody checks that the body is a JSON object and consumes its '{'.
+// parseBatch and countEvents share it (and endBody) so that the two modes
+// agree on what a request body is.
+func (v *validator) openBody() error {
+	sc := &v.sc
+	c := sc.peek()
+	if c == 0 {
+		return ferr("", "empty request body; a JSON object with \"events\" is required")
+	}
+	if c != '{' {
+		if !isValueStart(c) {
+			return sc.fail("invalid character, value expected")
+		}
+		return ferr("", "request body must be a JSON object, got "+kindOf(c))
+	}
+	sc.i++
+	return nil
+}
+
+// endBody checks, after the body's closing '}', that nothing follows and
+// that "events" was present.
+func (v *validator) endBody(seenEvents bool) error {
+	sc := &v.sc
+	sc.ws()
+	if sc.i != len(sc.b) {
+		return sc.fail("unexpected data after the JSON object")
+	}
+	if !seenEvents {
+		return ferr("events", "required")
+	}
+	return nil
+}
+
 // parseBatch validates a whole request body.
 func (v *validator) parseBatch() (*batch, error) {
 	sc := &v.sc
 	top := func(err error) error { return &batchError{event: -1, err: err} }
-	c := sc.peek()
-	if c == 0 {
-		return nil, top(ferr("", "empty request body; a JSON object with \"events\" is required"))
+	if err := v.openBody(); err != nil {
+		return nil, top(err)
 	}
-	if c != '{' {
-		if !isValueStart(c) {
-			return nil, top(sc.fail("invalid character, value expected"))
-		}
-		return nil, top(ferr("", "request body must be a JSON object, got "+kindOf(c)))
-	}
-	sc.i++
 	b := &batch{}
 	var seen int
 	var unknown keySet
@@ -312,12 +337,8 @@ func (v *validator) parseBatch() (*batch, error) {
 			}
 		}
 	}
-	sc.ws()
-	if sc.i != len(sc.b) {
-		return nil, top(sc.fail("unexpected data after the JSON object"))
-	}
-	if seen&bEvents == 0 {
-		return nil, top(ferr("events", "required"))
+	if err := v.endBody(seen&bEvents != 0); err != nil {
+		return nil, top(err)
 	}
 	if len(b.events) == 0 {
 		return nil, top(ferr("events", "must contain 1 to 1000 events, got 0"))
@@ -1099,13 +1120,9 @@ func checkUserAgent(s []byte) string {
 // JSON object whose "events" is an array; nothing else is checked.
 func (v *validator) countEvents() (n int, validateOnly bool, err error) {
 	sc := &v.sc
-	if c := sc.peek(); c != '{' {
-		if c == 0 {
-			return 0, false, ferr("", "empty request body; a JSON object with \"events\" is required")
-		}
-		return 0, false, ferr("", "request body must be a JSON object")
+	if err := v.openBody(); err != nil {
+		return 0, false, err
 	}
-	sc.i++
 	seenEvents := false
 	for first := true; ; first = false {
 		key, ok, err := sc.nextKey(first)
@@ -1146,12 +1163,8 @@ func (v *validator) countEvents() (n int, validateOnly bool, err error) {
 			}
 		}
 	}
-	sc.ws()
-	if sc.i != len(sc.b) {
-		return 0, false, sc.fail("unexpected data after the JSON object")
-	}
-	if !seenEvents {
-		return 0, false, ferr("events", "required")
+	if err := v.endBody(seenEvents); err != nil {
+		return 0, false, err
 	}
 	return n, validateOnly, nil
 }
