@@ -133,13 +133,13 @@ type Server struct {
 	bufPool sync.Pool // *[]byte request buffers, NullSink mode only
 }
 
-// counters are the mutable statistics, guarded by Server.mu.
+// counters are the mutable statistics, guarded by Server.mu. The plain
+// counts live in the embedded Stats; Server.Stats derives RequestsByStatus
+// (from status), Hung and FaultsInjected (from faults) and StoredEvents.
 type counters struct {
-	status                                         [600]int64
-	hung, batchesAccepted, batchesRejected         int64
-	validateOnlyRequests, eventsReceived           int64
-	eventsAccepted, duplicates, validateOnlyEvents int64
-	faultHang, faultAuth, faultThrottle, faultFail int64
+	Stats
+	status [600]int64
+	faults [faultFail + 1]int64 // by faultKind; a hang is also Stats.Hung
 }
 
 // New checks opts and returns a Server. It fails when APIKey is empty, no
@@ -273,21 +273,13 @@ func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := &s.st
-	st := Stats{
-		RequestsByStatus:     map[int]int64{},
-		Hung:                 c.hung,
-		BatchesAccepted:      c.batchesAccepted,
-		BatchesRejected:      c.batchesRejected,
-		ValidateOnlyRequests: c.validateOnlyRequests,
-		EventsReceived:       c.eventsReceived,
-		EventsAccepted:       c.eventsAccepted,
-		DuplicatesIgnored:    c.duplicates,
-		ValidateOnlyEvents:   c.validateOnlyEvents,
-		FaultsInjected: FaultCounts{
-			Hang: c.faultHang, AuthFail: c.faultAuth, Throttle: c.faultThrottle, Fail: c.faultFail,
-		},
-		StoredEvents: len(s.events),
+	st := c.Stats
+	st.RequestsByStatus = map[int]int64{}
+	st.Hung = c.faults[faultHang]
+	st.FaultsInjected = FaultCounts{
+		Hang: c.faults[faultHang], AuthFail: c.faults[faultAuth], Throttle: c.faults[faultThrottle], Fail: c.faults[faultFail],
 	}
+	st.StoredEvents = len(s.events)
 	for code, n := range c.status {
 		if n != 0 {
 			st.RequestsByStatus[code] = n
@@ -490,7 +482,7 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		s.countOK(validateOnly, n)
 		if !validateOnly {
-			s.st.eventsAccepted += int64(n)
+			s.st.EventsAccepted += int64(n)
 		}
 		s.mu.Unlock()
 		writeAccepted(w, n, validateOnly)
@@ -528,13 +520,13 @@ func (s *Server) store(pixel string, now time.Time, body []byte, b *batch) {
 	s.countOK(false, len(b.events))
 	for i := range b.events {
 		if _, dup := s.seen[keys[i]]; dup {
-			s.st.duplicates++
+			s.st.DuplicatesIgnored++
 			continue
 		}
 		s.seen[keys[i]] = struct{}{}
 		e := &b.events[i]
 		s.seq++
-		s.st.eventsAccepted++
+		s.st.EventsAccepted++
 		s.events = append(s.events, AcceptedEvent{
 			Seq:               s.seq,
 			Pixel:             pixel,
@@ -557,12 +549,12 @@ func (s *Server) store(pixel string, now time.Time, body []byte, b *batch) {
 // countOK counts a 200 response; s.mu must be held.
 func (s *Server) countOK(validateOnly bool, n int) {
 	s.st.status[http.StatusOK]++
-	s.st.eventsReceived += int64(n)
+	s.st.EventsReceived += int64(n)
 	if validateOnly {
-		s.st.validateOnlyRequests++
-		s.st.validateOnlyEvents += int64(n)
+		s.st.ValidateOnlyRequests++
+		s.st.ValidateOnlyEvents += int64(n)
 	} else {
-		s.st.batchesAccepted++
+		s.st.BatchesAccepted++
 	}
 }
 
@@ -581,12 +573,13 @@ func (s *Server) applyFault(w http.ResponseWriter, r *http.Request, f Faults, ki
 			return false
 		}
 	}
+	if kind != noFault {
+		s.mu.Lock()
+		s.st.faults[kind]++
+		s.mu.Unlock()
+	}
 	switch kind {
 	case faultHang:
-		s.mu.Lock()
-		s.st.faultHang++
-		s.st.hung++
-		s.mu.Unlock()
 		select {
 		case <-r.Context().Done():
 		case <-s.closed:
@@ -596,22 +589,13 @@ func (s *Server) applyFault(w http.ResponseWriter, r *http.Request, f Faults, ki
 		}
 		return false
 	case faultAuth:
-		s.mu.Lock()
-		s.st.faultAuth++
-		s.mu.Unlock()
 		s.unauthorized(w)
 		return false
 	case faultThrottle:
-		s.mu.Lock()
-		s.st.faultThrottle++
-		s.mu.Unlock()
 		w.Header().Set("Retry-After", strconv.FormatInt(f.retryAfterSeconds(), 10))
 		s.fail(w, http.StatusTooManyRequests, "rate_limited", "too many requests (simulated)", false)
 		return false
 	case faultFail:
-		s.mu.Lock()
-		s.st.faultFail++
-		s.mu.Unlock()
 		s.fail(w, f.Status5xx, "server_error", "internal error (simulated)", false)
 		return false
 	}
@@ -643,7 +627,7 @@ func (s *Server) fail(w http.ResponseWriter, status int, typ, msg string, reject
 	s.mu.Lock()
 	s.st.status[status]++
 	if rejected {
-		s.st.batchesRejected++
+		s.st.BatchesRejected++
 	}
 	s.mu.Unlock()
 	writeError(w, status, typ, msg, "", -1)
@@ -688,7 +672,7 @@ func (s *Server) invalid(w http.ResponseWriter, err error) {
 	}
 	s.mu.Lock()
 	s.st.status[http.StatusBadRequest]++
-	s.st.batchesRejected++
+	s.st.BatchesRejected++
 	s.mu.Unlock()
 	writeError(w, http.StatusBadRequest, "invalid_request", msg, param, index)
 }
