@@ -291,20 +291,6 @@ func replay(ctx context.Context, s *setup, o replayOptions) (*replayReport, erro
 	if err != nil {
 		return nil, fmt.Errorf("list offsets after %s: %w", from.Format(time.RFC3339), err)
 	}
-	if rep.Clamped {
-		// Count what the clamp skips: records between --from and the cutoff.
-		orig, err := adm.ListOffsetsAfterMilli(ctx, o.from.UnixMilli(), o.topics...)
-		if err != nil {
-			return nil, fmt.Errorf("list offsets after %s: %w", o.from.Format(time.RFC3339), err)
-		}
-		skipped = map[string]int64{}
-		orig.Each(func(lo kadm.ListedOffset) {
-			st, ok := starts.Lookup(lo.Topic, lo.Partition)
-			if lo.Err == nil && ok && st.Err == nil && lo.Offset >= 0 && st.Offset > lo.Offset {
-				skipped[lo.Topic] += st.Offset - lo.Offset
-			}
-		})
-	}
 	var ends kadm.ListedOffsets
 	if o.to.IsZero() {
 		ends, err = adm.ListCommittedOffsets(ctx, o.topics...)
@@ -313,6 +299,29 @@ func replay(ctx context.Context, s *setup, o replayOptions) (*replayReport, erro
 	}
 	if err != nil {
 		return nil, fmt.Errorf("list end offsets: %w", err)
+	}
+	if rep.Clamped {
+		// Count what the clamp skips: records between --from and the
+		// cutoff, or --to when that is earlier (the records after it are
+		// not part of the replay).
+		orig, err := adm.ListOffsetsAfterMilli(ctx, o.from.UnixMilli(), o.topics...)
+		if err != nil {
+			return nil, fmt.Errorf("list offsets after %s: %w", o.from.Format(time.RFC3339), err)
+		}
+		skipped = map[string]int64{}
+		orig.Each(func(lo kadm.ListedOffset) {
+			st, ok := starts.Lookup(lo.Topic, lo.Partition)
+			if lo.Err != nil || !ok || st.Err != nil || lo.Offset < 0 {
+				return
+			}
+			stop := st.Offset
+			if e, ok := ends.Lookup(lo.Topic, lo.Partition); ok && e.Err == nil && e.Offset >= 0 && e.Offset < stop {
+				stop = e.Offset
+			}
+			if stop > lo.Offset {
+				skipped[lo.Topic] += stop - lo.Offset
+			}
+		})
 	}
 	parts := map[string]map[int32]int64{}
 	end := map[string]map[int32]int64{}

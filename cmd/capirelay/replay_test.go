@@ -374,3 +374,34 @@ func startRelay(tb testing.TB, cfgPath string) (*consumer.Relay, func()) {
 	tb.Cleanup(stop)
 	return relay, stop
 }
+
+// With --to before the window's cutoff, the clamp skips only the records
+// between --from and --to: those after --to are not part of the replay and
+// are not counted as expired.
+func TestReplayToBeforeCutoff(t *testing.T) {
+	e := newOpsEnv(t, 1)
+	now := time.Now()
+	var times []time.Time
+	for h := 9 * 24; h >= 0; h -= 4 {
+		times = append(times, now.Add(-time.Duration(h)*time.Hour-30*time.Minute))
+	}
+	e.produceAt(times, jsonValue)
+	inRange := 0
+	for _, ts := range times {
+		if age := now.Sub(ts); age < 9*24*time.Hour && age > 8*24*time.Hour {
+			inRange++
+		}
+	}
+	report := filepath.Join(t.TempDir(), "report.json")
+	code, out := e.run(replayCmd, "--config", e.config("value.id"), "--from", "9d", "--to", "8d", "--report", report)
+	if code != 0 {
+		t.Fatalf("replay exit %d:\n%s", code, out)
+	}
+	var rep replayReport
+	readReport(t, report, &rep)
+	tr := rep.Topics[e.topic]
+	if !rep.Clamped || tr.SkippedBeforeCutoff != int64(inRange) || tr.Expired != int64(inRange) || tr.Records != 0 || len(e.sim.Events()) != 0 {
+		t.Fatalf("clamped %v, skipped %d, expired %d, records %d, accepted %d; want clamped, %d skipped and expired, nothing read or sent",
+			rep.Clamped, tr.SkippedBeforeCutoff, tr.Expired, tr.Records, len(e.sim.Events()), inRange)
+	}
+}
