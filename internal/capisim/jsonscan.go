@@ -53,7 +53,8 @@ func (s *scanner) peek() byte {
 	return s.b[s.i]
 }
 
-// kindOf names the JSON type starting with byte c, for error messages.
+// kindOf names the JSON type of a value starting with byte c, for error
+// messages. Callers check isValueStart(c) first.
 func kindOf(c byte) string {
 	switch c {
 	case '{':
@@ -66,13 +67,8 @@ func kindOf(c byte) string {
 		return "a boolean"
 	case 'n':
 		return "null"
-	case 0:
-		return "nothing"
 	}
-	if c == '-' || (c >= '0' && c <= '9') {
-		return "a number"
-	}
-	return "an invalid token"
+	return "a number"
 }
 
 // nextKey reads the next key of an object whose '{' is consumed. first is

@@ -490,7 +490,7 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	b, err := v.parseBatch()
 	if err != nil {
-		s.invalid(w, err)
+		s.invalid(w, err.(*batchError)) // parseBatch wraps every error
 		return
 	}
 	if b.validateOnly {
@@ -635,11 +635,7 @@ func (s *Server) fail(w http.ResponseWriter, status int, typ, msg string, reject
 
 // invalid answers 400 for a body that breaks a rule, naming the failing
 // event only when Options.NameFailingEvent is set.
-func (s *Server) invalid(w http.ResponseWriter, err error) {
-	be, ok := err.(*batchError)
-	if !ok {
-		be = &batchError{event: -1, err: err}
-	}
+func (s *Server) invalid(w http.ResponseWriter, be *batchError) {
 	var msg, param string
 	index := -1
 	prefix := ""
@@ -667,8 +663,6 @@ func (s *Server) invalid(w http.ResponseWriter, err error) {
 		if prefix != "" {
 			msg = prefix + ": " + msg
 		}
-	default:
-		msg = be.err.Error()
 	}
 	s.mu.Lock()
 	s.st.status[http.StatusBadRequest]++
