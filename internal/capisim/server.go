@@ -49,10 +49,16 @@ type AcceptedEvent struct {
 // DedupName is the event-name part of the dedup key: CustomEventName for
 // custom events, else Type.
 func (e AcceptedEvent) DedupName() string {
-	if e.Type == shapeCustom {
-		return e.CustomEventName
+	return dedupName(e.Type, e.CustomEventName)
+}
+
+// dedupName is the event-name part of the dedup key of an event of type
+// typ: its custom_event_name for custom events, else typ.
+func dedupName(typ, customEventName string) string {
+	if typ == "custom" {
+		return customEventName
 	}
-	return e.Type
+	return typ
 }
 
 // FaultCounts counts injected faults by kind.
@@ -509,11 +515,7 @@ func (s *Server) store(pixel string, now time.Time, body []byte, b *batch) {
 	keys := make([]string, len(b.events))
 	for i := range b.events {
 		e := &b.events[i]
-		name := e.typ.name
-		if e.typ.shape == shapeCustom {
-			name = e.cen
-		}
-		keys[i] = pixel + "\x00" + name + "\x00" + e.id
+		keys[i] = pixel + "\x00" + dedupName(e.typ.name, e.cen) + "\x00" + e.id
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
