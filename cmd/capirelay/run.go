@@ -63,12 +63,7 @@ Flags:`)
 		return 1
 	}
 	logger := newLogger(stderr, s.relay.LogFormat, s.relay.LogLevel)
-	if s.kafka.TLS.InsecureSkipVerify {
-		logger.Warn("kafka.tls.insecure_skip_verify is set: broker certificates are NOT verified; never use this in production")
-	}
-	if s.api.ValidateOnly {
-		logger.Warn("api.validate_only is set: the API validates every event and saves nothing (dry run)")
-	}
+	s.warnStart(logger)
 
 	ctx, stop := context.WithCancel(context.Background())
 	force, forceStop := context.WithCancel(context.Background())
@@ -79,7 +74,7 @@ Flags:`)
 	forced := make(chan struct{})
 	go func() {
 		sig := <-sigs
-		logger.Info("signal received: draining", "signal", sig.String(), "deadline", s.consumerConfig(nil).DrainTimeout)
+		logger.Info("signal received: draining", "signal", sig.String(), "deadline", s.relay.DrainTimeout)
 		stop()
 		sig = <-sigs
 		logger.Warn("second signal: abandoning the drain; unsettled records are not committed", "signal", sig.String())
@@ -120,6 +115,16 @@ Flags:`)
 	}
 	logger.Info("capirelay stopped")
 	return 0
+}
+
+// warnStart logs, at start, the settings that must not go unnoticed.
+func (s *setup) warnStart(logger *slog.Logger) {
+	if s.kafka.TLS.InsecureSkipVerify {
+		logger.Warn("kafka.tls.insecure_skip_verify is set: broker certificates are NOT verified; never use this in production")
+	}
+	if s.api.ValidateOnly {
+		logger.Warn("api.validate_only is set: the API validates every event and saves nothing (dry run)")
+	}
 }
 
 // serveOps starts the operational HTTP server: /healthz (the process serves

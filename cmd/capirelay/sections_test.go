@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Section errors name file:line:col of the offending key and say why.
@@ -124,4 +125,42 @@ topics:
 		path+`:7:14: field "api.isolation": must be split or probe, got "bisect"`,
 		path+`:9:15: field "relay.log_format": must be json or text, got "xml"`,
 	)
+}
+
+// At start, skipping certificate verification is warned about, and the
+// drain deadline logged on a signal is the effective one (the default when
+// drain_timeout is not set).
+func TestStartWarningsAndDrainDeadline(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(path, []byte(`kafka:
+  brokers: [localhost:9092]
+  dead_letter_topic: dlq
+  tls: {insecure_skip_verify: true}
+api: {key_env: K}
+schema_registry:
+  urls: [https://localhost:8081]
+  tls: {insecure_skip_verify: true}
+topics:
+  - topic: t
+    format: json
+    rules:
+      - name: r
+        event: {type: lead_created, action_source: offline, id: value.id, timestamp: record}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := parseSetup(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log strings.Builder
+	s.warnStart(newLogger(&log, "text", "info"))
+	for _, want := range []string{"kafka.tls.insecure_skip_verify is set"} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("no warning %q in:\n%s", want, log.String())
+		}
+	}
+	if d := s.consumerConfig(nil).DrainTimeout; d != 30*time.Second {
+		t.Errorf("drain deadline %v, want the 30s default", d)
+	}
 }

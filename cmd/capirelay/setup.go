@@ -47,6 +47,9 @@ type setup struct {
 	key  secret.Value
 }
 
+// defaultDrainTimeout is relay.drain_timeout's default (CONFIG.md).
+const defaultDrainTimeout = 30 * time.Second
+
 // defaults of the relay section.
 func (s *setup) applyDefaults() {
 	if s.kafka.ClientID == "" {
@@ -57,6 +60,11 @@ func (s *setup) applyDefaults() {
 	}
 	if s.api.IntegrationSource == "" {
 		s.api.IntegrationSource = "capirelay"
+	}
+	if s.relay.DrainTimeout == 0 {
+		// consumer.Config's default too; set here so that the drain
+		// deadline logged on a signal is the one that applies.
+		s.relay.DrainTimeout = defaultDrainTimeout
 	}
 	if s.relay.EventAgeMargin == 0 {
 		s.relay.EventAgeMargin = time.Hour
