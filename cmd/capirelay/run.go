@@ -125,6 +125,9 @@ func (s *setup) warnStart(logger *slog.Logger) {
 	if s.api.ValidateOnly {
 		logger.Warn("api.validate_only is set: the API validates every event and saves nothing (dry run)")
 	}
+	if s.registry.TLS.InsecureSkipVerify {
+		logger.Warn("schema_registry.tls.insecure_skip_verify is set: registry certificates are NOT verified; never use this in production")
+	}
 }
 
 // serveOps starts the operational HTTP server: /healthz (the process serves

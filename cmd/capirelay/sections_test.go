@@ -127,9 +127,9 @@ topics:
 	)
 }
 
-// At start, skipping certificate verification is warned about, and the
-// drain deadline logged on a signal is the effective one (the default when
-// drain_timeout is not set).
+// At start, skipping certificate verification is warned about for the
+// registry as for the brokers, and the drain deadline logged on a signal is
+// the effective one (the default when drain_timeout is not set).
 func TestStartWarningsAndDrainDeadline(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "c.yaml")
 	if err := os.WriteFile(path, []byte(`kafka:
@@ -155,7 +155,7 @@ topics:
 	}
 	var log strings.Builder
 	s.warnStart(newLogger(&log, "text", "info"))
-	for _, want := range []string{"kafka.tls.insecure_skip_verify is set"} {
+	for _, want := range []string{"kafka.tls.insecure_skip_verify is set", "schema_registry.tls.insecure_skip_verify is set"} {
 		if !strings.Contains(log.String(), want) {
 			t.Errorf("no warning %q in:\n%s", want, log.String())
 		}
