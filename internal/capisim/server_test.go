@@ -256,22 +256,33 @@ func TestBodyTooLarge(t *testing.T) {
 }
 
 // post sends body to a real server and returns the response, body read.
+// It calls t.Fatal: goroutines other than the test's use tryPost.
 func post(t testing.TB, base string, body []byte) *http.Response {
 	t.Helper()
-	r, err := http.NewRequest(http.MethodPost, base+"/v1/events?pid="+testPixel, bytes.NewReader(body))
+	resp, err := tryPost(base, body)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return resp
+}
+
+// tryPost is post returning the error, for goroutines other than the
+// test's, where t.Fatal must not be called.
+func tryPost(base string, body []byte) (*http.Response, error) {
+	r, err := http.NewRequest(http.MethodPost, base+"/v1/events?pid="+testPixel, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
 	}
 	r.Header.Set("Authorization", "Bearer "+testKey)
 	r.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(r)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	resp.Body = io.NopCloser(bytes.NewReader(b))
-	return resp
+	return resp, nil
 }
 
 func TestWholeBatchFailure(t *testing.T) {
@@ -593,7 +604,12 @@ func TestConcurrentRequests(t *testing.T) {
 				for i := range evs {
 					evs[i] = orderEvent(fmt.Sprint("o", (w*7+b*perBatch+i)%distinct))
 				}
-				if resp := post(t, srv.URL, batchOf(evs...)); resp.StatusCode != 200 {
+				resp, err := tryPost(srv.URL, batchOf(evs...))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if resp.StatusCode != 200 {
 					t.Errorf("status %d", resp.StatusCode)
 				}
 				_ = s.Stats()
