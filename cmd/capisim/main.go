@@ -62,8 +62,6 @@ Flags (--name and -name both work):
 // config is the parsed command line.
 type config struct {
 	addr                string
-	apiKey              string
-	pixels              pixelList
 	rejectUnknownFields bool
 	opts                capisim.Options
 }
@@ -96,8 +94,8 @@ func newFlagSet(out io.Writer) (*flag.FlagSet, *config) {
 	}
 	o := &c.opts
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:8787", "listen on `HOST:PORT` (port 0 picks a free port; the startup line shows it)")
-	fs.StringVar(&c.apiKey, "api-key", "", "the API key clients must send as `KEY` in Authorization: Bearer KEY (default $"+envAPIKey+"; never printed)")
-	fs.Var(&c.pixels, "pixel", "accepted pixel `ID` (repeatable, or comma-separated; at least one); other pids get 403")
+	fs.StringVar(&o.APIKey, "api-key", "", "the API key clients must send as `KEY` in Authorization: Bearer KEY (default $"+envAPIKey+"; never printed)")
+	fs.Var((*pixelList)(&o.Pixels), "pixel", "accepted pixel `ID` (repeatable, or comma-separated; at least one); other pids get 403")
 	fs.Float64Var(&o.FailRate, "fail-rate", 0, "probability 0..1 of answering --status-5xx (simulated outage)")
 	fs.IntVar(&o.Status5xx, "status-5xx", capisim.DefaultStatus5xx, "`STATUS` (500..599) of injected failures")
 	fs.Float64Var(&o.ThrottleRate, "throttle-rate", 0, "probability 0..1 of answering 429 with Retry-After")
@@ -125,17 +123,15 @@ func parse(args []string, out io.Writer, getenv func(string) string) (*config, e
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
-	if c.apiKey == "" {
-		c.apiKey = getenv(envAPIKey)
+	if c.opts.APIKey == "" {
+		c.opts.APIKey = getenv(envAPIKey)
 	}
-	if c.apiKey == "" {
+	if c.opts.APIKey == "" {
 		return nil, errors.New("an API key is required: set " + envAPIKey + " or --api-key")
 	}
-	if len(c.pixels) == 0 {
+	if len(c.opts.Pixels) == 0 {
 		return nil, errors.New("at least one --pixel is required")
 	}
-	c.opts.APIKey = c.apiKey
-	c.opts.Pixels = c.pixels
 	c.opts.IgnoreUnknownFields = !c.rejectUnknownFields
 	return c, nil
 }
@@ -169,7 +165,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, getenv func(strin
 		return 1
 	}
 	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
-	logger.Printf("%s listening on http://%s pixels=%s %s", version, ln.Addr(), strings.Join(c.pixels, ","), describe(c))
+	logger.Printf("%s listening on http://%s pixels=%s %s", version, ln.Addr(), strings.Join(c.opts.Pixels, ","), describe(c))
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
