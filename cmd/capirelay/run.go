@@ -194,20 +194,19 @@ func reloadLoop(ctx context.Context, r reloader) {
 	tick := time.NewTicker(r.every)
 	defer tick.Stop()
 	for {
-		why := ""
+		var why, h string
 		select {
 		case <-ctx.Done():
 			return
 		case <-r.hup:
-			why = "SIGHUP"
+			why, h = "SIGHUP", fileHash(r.path)
 		case <-tick.C:
-			h := fileHash(r.path)
-			if h == "" || h == last {
+			if h = fileHash(r.path); h == "" || h == last {
 				continue
 			}
 			why = "config file changed"
 		}
-		last = fileHash(r.path)
+		last = h
 		r.reload(ctx, why)
 	}
 }
