@@ -19,6 +19,11 @@ func benchBatch(prefix string, n int) []byte {
 	return batchOf(evs...)
 }
 
+// validateOnly turns a batch from benchBatch into a validate_only request.
+func validateOnly(body []byte) []byte {
+	return bytes.Replace(body, []byte(`{"events":`), []byte(`{"validate_only":true,"events":`), 1)
+}
+
 func reportPerEvent(b *testing.B, events int) {
 	b.Helper()
 	perEvent := float64(b.Elapsed().Nanoseconds()) / float64(b.N*events)
@@ -77,7 +82,7 @@ func BenchmarkServeValidBatch(b *testing.B) {
 // GOMAXPROCS goroutines (validate_only, so the store does not grow).
 func BenchmarkServeValidBatchParallel(b *testing.B) {
 	s := newSim(b, nil)
-	body := bytes.Replace(benchBatch("order", 1000), []byte(`{"events":`), []byte(`{"validate_only":true,"events":`), 1)
+	body := validateOnly(benchBatch("order", 1000))
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -98,50 +103,27 @@ func BenchmarkServeValidBatchParallel(b *testing.B) {
 // GOMAXPROCS goroutines to a NullSink server: the end-to-end ceiling a
 // client can reach against the simulator.
 func BenchmarkNullSinkHTTP(b *testing.B) {
-	s := newSim(b, func(o *Options) { o.NullSink = true })
-	srv := httptest.NewServer(s)
-	b.Cleanup(srv.Close)
-	body := benchBatch("order", 1000)
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 10 * time.Second}
-	b.SetBytes(int64(len(body)))
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			r, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/events?pid="+testPixel, bytes.NewReader(body))
-			r.Header.Set("Authorization", "Bearer "+testKey)
-			r.Header.Set("Content-Type", "application/json")
-			resp, err := client.Do(r)
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				b.Errorf("status %d", resp.StatusCode)
-				return
-			}
-		}
-	})
-	reportPerEvent(b, 1000)
+	benchHTTP(b, func(o *Options) { o.NullSink = true }, benchBatch("order", 1000))
 }
 
 // BenchmarkValidateHTTP is BenchmarkNullSinkHTTP with full validation
 // (validate_only, so memory stays flat).
 func BenchmarkValidateHTTP(b *testing.B) {
-	s := newSim(b, nil)
+	benchHTTP(b, nil, validateOnly(benchBatch("order", 1000)))
+}
+
+// benchHTTP posts body, a 1000-event batch, over loopback HTTP from
+// GOMAXPROCS goroutines to a server whose options mod adjusts.
+func benchHTTP(b *testing.B, mod func(*Options), body []byte) {
+	s := newSim(b, mod)
 	srv := httptest.NewServer(s)
 	b.Cleanup(srv.Close)
-	body := bytes.Replace(benchBatch("order", 1000), []byte(`{"events":`), []byte(`{"validate_only":true,"events":`), 1)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 10 * time.Second}
 	b.SetBytes(int64(len(body)))
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			r, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/events?pid="+testPixel, bytes.NewReader(body))
-			r.Header.Set("Authorization", "Bearer "+testKey)
-			r.Header.Set("Content-Type", "application/json")
-			resp, err := client.Do(r)
+			resp, err := client.Do(clientReq(srv.URL, body))
 			if err != nil {
 				b.Error(err)
 				return

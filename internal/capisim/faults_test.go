@@ -1,7 +1,6 @@
 package capisim
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -195,9 +194,7 @@ func TestLatency(t *testing.T) {
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() { s.Close(); srv.Close() })
 	client := &http.Client{Timeout: 100 * time.Millisecond}
-	r, _ := http.NewRequest("POST", srv.URL+"/v1/events?pid="+testPixel, bytes.NewReader(batchOf(orderEvent("o1"))))
-	r.Header.Set("Authorization", "Bearer "+testKey)
-	r.Header.Set("Content-Type", "application/json")
+	r := clientReq(srv.URL, batchOf(orderEvent("o1")))
 	if _, err := client.Do(r); err == nil {
 		t.Fatal("answered before the latency")
 	}
@@ -224,9 +221,7 @@ func TestHangReleasedWhenClientGivesUp(t *testing.T) {
 	t.Cleanup(func() { s.Close(); srv.Close() }) // a hung handler would block srv.Close
 
 	client := &http.Client{Timeout: 200 * time.Millisecond}
-	r, _ := http.NewRequest("POST", srv.URL+"/v1/events?pid="+testPixel, bytes.NewReader(batchOf(orderEvent("o1"))))
-	r.Header.Set("Authorization", "Bearer "+testKey)
-	r.Header.Set("Content-Type", "application/json")
+	r := clientReq(srv.URL, batchOf(orderEvent("o1")))
 	start := time.Now()
 	_, err := client.Do(r)
 	if err == nil {

@@ -170,6 +170,18 @@ func req(body []byte, edit ...func(*http.Request)) *http.Request {
 	return r
 }
 
+// clientReq builds a valid request for body to a real server at base; req
+// is its in-process counterpart.
+func clientReq(base string, body []byte) *http.Request {
+	r, err := http.NewRequest(http.MethodPost, base+"/v1/events?pid="+testPixel, bytes.NewReader(body))
+	if err != nil {
+		panic(err) // only for a bad base URL, as httptest.NewRequest
+	}
+	r.Header.Set("Authorization", "Bearer "+testKey)
+	r.Header.Set("Content-Type", "application/json")
+	return r
+}
+
 // send serves one request in process.
 func send(t testing.TB, s http.Handler, body []byte, edit ...func(*http.Request)) *httptest.ResponseRecorder {
 	t.Helper()

@@ -269,13 +269,7 @@ func post(t testing.TB, base string, body []byte) *http.Response {
 // tryPost is post returning the error, for goroutines other than the
 // test's, where t.Fatal must not be called.
 func tryPost(base string, body []byte) (*http.Response, error) {
-	r, err := http.NewRequest(http.MethodPost, base+"/v1/events?pid="+testPixel, bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	r.Header.Set("Authorization", "Bearer "+testKey)
-	r.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(r)
+	resp, err := http.DefaultClient.Do(clientReq(base, body))
 	if err != nil {
 		return nil, err
 	}
