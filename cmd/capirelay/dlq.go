@@ -157,12 +157,10 @@ func redrive(ctx context.Context, s *setup, o redriveOptions) (*redriveReport, e
 		}
 		return "unknown"
 	})
-	adapter := s.newAdapter()
-	relay, err := consumer.New(ccfg, consumer.Deps{
-		Mapper: adapter, NewMapper: adapter.clone, API: s.client, Validator: s.validator, DefaultPixel: s.api.Pixel,
-		ValidateOnly: o.validateOnly, DryRun: o.validateOnly, Unwrap: consumer.Unwrap,
-		Logger: newLogger(io.Discard, "text", "error"), OnOutcome: counter.observe,
-	})
+	deps := s.deps(s.newAdapter())
+	deps.ValidateOnly, deps.DryRun, deps.Unwrap = o.validateOnly, o.validateOnly, consumer.Unwrap
+	deps.Logger, deps.OnOutcome = newLogger(io.Discard, "text", "error"), counter.observe
+	relay, err := consumer.New(ccfg, deps)
 	if err != nil {
 		return nil, err
 	}

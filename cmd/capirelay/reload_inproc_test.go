@@ -174,8 +174,9 @@ topics:
 	ccfg := s.consumerConfig(nil)
 	ccfg.Group, ccfg.Partitions = "", map[string]map[int32]int64{e.topic: {0: 0}}
 	a := s.newAdapter()
-	relay, err := consumer.New(ccfg, consumer.Deps{Mapper: a, NewMapper: a.clone, API: s.client, Validator: s.validator,
-		Logger: newLogger(io.Discard, "text", "error")})
+	deps := s.deps(a)
+	deps.Logger = newLogger(io.Discard, "text", "error")
+	relay, err := consumer.New(ccfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

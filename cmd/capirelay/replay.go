@@ -370,12 +370,10 @@ func replay(ctx context.Context, s *setup, o replayOptions) (*replayReport, erro
 	counter := newOutcomeCounter(func(r *kgo.Record) string { return r.Topic })
 	ccfg := s.consumerConfig(o.topics)
 	ccfg.Group, ccfg.Partitions, ccfg.End = "", parts, end
-	adapter := s.newAdapter()
-	relay, err := consumer.New(ccfg, consumer.Deps{
-		Mapper: adapter, NewMapper: adapter.clone, API: api, Validator: s.validator, DefaultPixel: s.api.Pixel,
-		ValidateOnly: o.validateOnly, DryRun: o.validateOnly, DropExpired: !o.deadLetterExpired,
-		Logger: o.log, OnOutcome: counter.observe,
-	})
+	deps := s.deps(s.newAdapter())
+	deps.API, deps.ValidateOnly, deps.DryRun, deps.DropExpired = api, o.validateOnly, o.validateOnly, !o.deadLetterExpired
+	deps.Logger, deps.OnOutcome = o.log, counter.observe
+	relay, err := consumer.New(ccfg, deps)
 	if err != nil {
 		return nil, err
 	}

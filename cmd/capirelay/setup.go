@@ -185,11 +185,18 @@ func (s *setup) avroTopics() []string {
 // reloads.
 func (s *setup) newRelay(logger *slog.Logger, m *consumer.Metrics) (*consumer.Relay, *mapperAdapter, error) {
 	a := s.newAdapter()
-	r, err := consumer.New(s.consumerConfig(s.mapper.Topics()), consumer.Deps{
-		Mapper: a, NewMapper: a.clone, API: s.client, Validator: s.validator, DefaultPixel: s.api.Pixel,
-		ValidateOnly: s.api.ValidateOnly, Logger: logger, Metrics: m,
-	})
+	deps := s.deps(a)
+	deps.Logger, deps.Metrics = logger, m
+	r, err := consumer.New(s.consumerConfig(s.mapper.Topics()), deps)
 	return r, a, err
+}
+
+// deps returns the consumer dependencies of this setup that run, replay,
+// dlq redrive and demo share: the rules (through a, cloned per worker), the
+// API client, the validator, the default pixel and api.validate_only.
+func (s *setup) deps(a *mapperAdapter) consumer.Deps {
+	return consumer.Deps{Mapper: a, NewMapper: a.clone, API: s.client, Validator: s.validator, DefaultPixel: s.api.Pixel,
+		ValidateOnly: s.api.ValidateOnly}
 }
 
 // newAdapter returns the relay's mapper for this setup.
