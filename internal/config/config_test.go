@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/tls"
 	"errors"
 	"os"
 	"path/filepath"
@@ -86,5 +87,29 @@ func TestDiagnosticString(t *testing.T) {
 	ds := Diagnostics{{File: "f", Line: 9, Col: 1, Message: "b"}, {File: "f", Line: 2, Col: 5, Message: "a", Warning: true}}.Sorted()
 	if ds[0].Line != 2 || ds.Error() != "f:2:5: warning: a\nf:9:1: b" || !ds.HasErrors() {
 		t.Errorf("Sorted/Error/HasErrors: %q", ds.Error())
+	}
+}
+
+func TestTLSClientConfig(t *testing.T) {
+	tc, err := TLS{ServerName: "kafka.internal", InsecureSkipVerify: true}.ClientConfig()
+	if err != nil || tc.ServerName != "kafka.internal" || !tc.InsecureSkipVerify || tc.MinVersion != tls.VersionTLS12 || tc.RootCAs != nil {
+		t.Fatalf("got %+v, %v", tc, err)
+	}
+	dir := t.TempDir()
+	notPEM := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(notPEM, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		tls  TLS
+		want string
+	}{
+		{TLS{CAFile: filepath.Join(dir, "missing.pem")}, "tls.ca_file: open "},
+		{TLS{CAFile: notPEM}, "tls.ca_file " + notPEM + ": no PEM certificate found"},
+		{TLS{CertFile: notPEM}, "tls.cert_file/key_file: "},
+	} {
+		if _, err := tt.tls.ClientConfig(); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%+v: got %v, want %q", tt.tls, err, tt.want)
+		}
 	}
 }

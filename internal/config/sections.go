@@ -1,6 +1,10 @@
 package config
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"os"
 	"reflect"
 	"strconv"
 	"strings"
@@ -60,6 +64,34 @@ type TLS struct {
 // On reports whether TLS is in use.
 func (t TLS) On() bool {
 	return t.Enabled || t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" || t.ServerName != "" || t.InsecureSkipVerify
+}
+
+// ClientConfig builds the TLS client configuration of t (TLS 1.2 at least),
+// reading the CA bundle and the client certificate now: a missing or invalid
+// file is an error here, not at the first connection. Errors name the key
+// ("tls.ca_file: ...").
+func (t TLS) ClientConfig() (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName,
+		InsecureSkipVerify: t.InsecureSkipVerify} //nolint:gosec // opt-in, warned about at start
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls.ca_file %s: no PEM certificate found", t.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	if t.CertFile != "" || t.KeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls.cert_file/key_file: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
 }
 
 // SASL is a SASL configuration. The password comes from an environment
