@@ -440,13 +440,16 @@ func (a *mapperAdapter) Map(r *kgo.Record, dst []consumer.Mapped) ([]consumer.Ma
 		a.rec.Headers = append(a.rec.Headers, mapping.Header{Key: h.Key, Value: h.Value})
 	}
 	m := a.rules.cur.Load()
-	if m.Format(r.Topic) == "" {
-		if p := a.rules.prev.Load(); p != nil && p.Format(r.Topic) != "" {
-			m = p
+	format := m.Format(r.Topic)
+	if format == "" {
+		if p := a.rules.prev.Load(); p != nil {
+			if f := p.Format(r.Topic); f != "" {
+				m, format = p, f
+			}
 		}
 	}
 	var err error
-	if m.Format(r.Topic) == "avro" {
+	if format == "avro" {
 		a.outs, err = a.mapAvro(m, r)
 	} else {
 		a.outs, err = m.Map(&a.rec, a.outs[:0])
