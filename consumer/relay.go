@@ -170,6 +170,9 @@ type Relay struct {
 	bmu     sync.Mutex // guards pending
 	pending map[batchKey]*batch
 	sendq   chan *batch
+	// flushNow asks the linger loop to flush every pending batch now
+	// (requestFlush); buffered, so asking never blocks.
+	flushNow chan struct{}
 
 	sendCtx    context.Context // cancelled to abandon in-flight sends
 	cancelSend context.CancelFunc
@@ -244,6 +247,7 @@ func New(cfg Config, deps Deps) (*Relay, error) {
 		slots:    make(chan struct{}, cfg.MaxUnsettledRecords),
 		pending:  make(map[batchKey]*batch),
 		sendq:    make(chan *batch, cfg.Concurrency),
+		flushNow: make(chan struct{}, 1),
 	}
 	start := kgo.NewOffset().AtStart()
 	if cfg.StartAtEnd {
@@ -753,6 +757,17 @@ func (r *Relay) flushAll() {
 	}
 }
 
+// requestFlush asks the linger loop to flush every pending batch without
+// waiting for it: the batch lock can be held for as long as an API outage
+// keeps sendq full (by the linger loop itself or a mapping worker), and the
+// callers, revocation and SetTopics, must keep to RevokeTimeout.
+func (r *Relay) requestFlush() {
+	select {
+	case r.flushNow <- struct{}{}:
+	default: // a request is pending already
+	}
+}
+
 func (r *Relay) lingerLoop(ctx context.Context) {
 	tick := time.NewTicker(max(r.cfg.Linger/2, time.Millisecond))
 	defer tick.Stop()
@@ -760,6 +775,8 @@ func (r *Relay) lingerLoop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-r.flushNow:
+			r.flushAll()
 		case now := <-tick.C:
 			r.bmu.Lock()
 			for _, b := range r.pending {
@@ -1080,7 +1097,7 @@ func (r *Relay) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string
 			only[topicPartition{topic, p}] = true
 		}
 	}
-	r.flushAll()
+	r.requestFlush()
 	wctx, cancel := context.WithTimeout(ctx, r.cfg.RevokeTimeout)
 	settled := r.waitSettled(wctx, only)
 	cancel()
@@ -1250,7 +1267,7 @@ func (r *Relay) SetTopics(ctx context.Context, topics []string) (added, removed 
 			}
 		}
 		r.mu.Unlock()
-		r.flushAll()
+		r.requestFlush()
 		wctx, cancel := context.WithTimeout(ctx, r.cfg.RevokeTimeout)
 		settled := r.waitSettled(wctx, only)
 		cancel()

@@ -715,3 +715,103 @@ func TestRelayShutdownWhileMappingWorkersWait(t *testing.T) {
 		t.Errorf("committed %v although nothing was accepted", c)
 	}
 }
+
+// TestRelayRevokeDuringAPIHang: while the API answers nothing, the linger loop
+// (or a mapping worker) holds the batch lock waiting for room in the full send
+// queue. Giving up partitions, on a rebalance or when rules drop a topic, must
+// still take about RevokeTimeout, not wait for that lock.
+func TestRelayRevokeDuringAPIHang(t *testing.T) {
+	t.Parallel()
+	const revoke = time.Second
+	setup := func(t *testing.T, topics []string, partitions int32) (*harness, *relayRun, string) {
+		h := newHarness(t, capisim.Options{HangRate: 1})
+		dlq, group := kafkatest.Topic(t, 1), kafkatest.GroupID(t)
+		for _, topic := range topics {
+			for p := range partitions {
+				vals := make([]any, 20)
+				for i := range vals {
+					vals[i] = testValue{ID: fmt.Sprintf("%s-%d-%d", topic, p, i), TS: now()}
+				}
+				h.produce(topic, p, vals...)
+			}
+		}
+		run := h.start(Config{Group: group, Topics: topics, DeadLetterTopic: dlq, DrainTimeout: time.Second,
+			Concurrency: 1, MaxBatchEvents: 1, RevokeTimeout: revoke, RebalanceTimeout: 20 * time.Second}, nil)
+		waitFor(t, "every record read", 20*time.Second, func() bool {
+			return run.r.Progress().Consumed == int64(len(topics))*int64(partitions)*20
+		})
+		waitFor(t, "a request hanging", 20*time.Second, func() bool { return h.sim.Stats().Hung >= 1 })
+		time.Sleep(200 * time.Millisecond) // several linger periods: the send queue is full
+		return h, run, group
+	}
+	t.Run("rebalance", func(t *testing.T) {
+		t.Parallel()
+		topic := kafkatest.Topic(t, 2)
+		h, run, group := setup(t, []string{topic}, 2)
+		assigned := make(chan time.Time, 1)
+		start := time.Now()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		second := h.client(kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic), kgo.DisableAutoCommit(),
+			kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, a map[string][]int32) {
+				if len(a[topic]) > 0 {
+					select {
+					case assigned <- time.Now():
+					default:
+					}
+				}
+			}))
+		go func() {
+			for ctx.Err() == nil {
+				second.PollFetches(ctx)
+			}
+		}()
+		select {
+		case at := <-assigned:
+			took := at.Sub(start)
+			t.Logf("the joining member got a partition after %v (RevokeTimeout %v, rebalance timeout 20s)", took, revoke)
+			if took > revoke+5*time.Second {
+				t.Errorf("rebalance took %v: the revocation did not honour RevokeTimeout %v", took, revoke)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("the joining member got no partition within 30s")
+		}
+		cancel()
+		run.stopWithin(t, 10*time.Second, false)
+		if c := h.committed(group, topic); c[0] != 0 || c[1] != 0 {
+			t.Errorf("committed %v although nothing was accepted", c)
+		}
+	})
+	t.Run("topic removed", func(t *testing.T) {
+		t.Parallel()
+		keep, drop := kafkatest.Topic(t, 1), kafkatest.Topic(t, 1)
+		h, run, group := setup(t, []string{keep, drop}, 1)
+		type result struct {
+			removed []string
+			err     error
+			took    time.Duration
+		}
+		done := make(chan result, 1)
+		start := time.Now()
+		go func() {
+			_, removed, err := run.r.SetTopics(context.Background(), []string{keep})
+			done <- result{removed, err, time.Since(start)}
+		}()
+		select {
+		case res := <-done:
+			t.Logf("SetTopics took %v (RevokeTimeout %v)", res.took, revoke)
+			if res.err != nil || len(res.removed) != 1 || res.removed[0] != drop {
+				t.Errorf("SetTopics: removed %v, err %v", res.removed, res.err)
+			}
+			if res.took > revoke+5*time.Second {
+				t.Errorf("SetTopics took %v: the removal did not honour RevokeTimeout %v", res.took, revoke)
+			}
+		case <-time.After(revoke + 10*time.Second):
+			t.Errorf("SetTopics did not return within %v", revoke+10*time.Second)
+		}
+		run.stopWithin(t, 10*time.Second, false)
+		if c := h.committed(group, drop); c[0] != 0 {
+			t.Errorf("committed %v although nothing was accepted", c)
+		}
+	})
+}
