@@ -118,3 +118,84 @@ func TestRelayEventExpiresDuringOutage(t *testing.T) {
 		t.Fatalf("the API was sent an expired event: %d batches rejected", st.BatchesRejected)
 	}
 }
+
+// TestRelayDrainWaitsForWhatCanSettle: at shutdown the drain waits for every
+// record that can still settle, whatever holds it: events still lingering in
+// a batch (flushed by the drain), a batch paused on a configuration fault
+// (401), a dead-letter write being retried. Both faults are lifted during
+// the drain: everything settles, the commit reaches the end, nothing is lost.
+func TestRelayDrainWaitsForWhatCanSettle(t *testing.T) {
+	t.Parallel()
+	const topic, dlq = "orders", "orders.dlq"
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic, dlq))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	var failing atomic.Bool
+	var refused atomic.Int64
+	cluster.ControlKey(int16(kmsg.Produce), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		cluster.KeepControl()
+		if !failing.Load() {
+			return nil, nil, false
+		}
+		refused.Add(1)
+		req := kreq.(*kmsg.ProduceRequest)
+		resp := req.ResponseKind().(*kmsg.ProduceResponse)
+		resp.Version = req.Version
+		for _, rt := range req.Topics {
+			st := kmsg.NewProduceResponseTopic()
+			st.Topic, st.TopicID = rt.Topic, rt.TopicID
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewProduceResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	h := newHarness(t, capisim.Options{AuthFailRate: 1})
+	h.brokers = cluster.ListenAddrs()
+	h.adm = newAdmFor(t, h.brokers)
+	group := "drain-waits"
+	h.produce(topic, 0,
+		testValue{ID: "g1", TS: now()},
+		testValue{ID: "g2", TS: now()},
+		[]byte("not json"), // offset 2: dead-lettered
+		testValue{ID: "g3", TS: now()},
+		testValue{ID: "g4", TS: now()},
+	)
+	failing.Store(true)
+	run := h.start(Config{Group: group, Topics: []string{topic}, DeadLetterTopic: dlq, Linger: 3 * time.Second,
+		ConfigRetryInterval: 200 * time.Millisecond, DrainTimeout: 20 * time.Second}, nil)
+	waitFor(t, "a dead-letter write refused", 10*time.Second, func() bool { return refused.Load() >= 1 })
+	if n := h.sim.Stats().RequestsByStatus[401]; n != 0 {
+		t.Fatalf("the batch was sent before the shutdown (%d answers 401): it must still linger", n)
+	}
+	go func() { // once the drain has flushed the batch and it is paused on a 401
+		for deadline := time.Now().Add(10 * time.Second); h.sim.Stats().RequestsByStatus[401] == 0 && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
+		time.Sleep(300 * time.Millisecond)
+		failing.Store(false)
+		if err := h.sim.SetFaults(capisim.Faults{}); err != nil {
+			t.Error(err)
+		}
+	}()
+	took := run.stopWithin(t, 15*time.Second, false)
+	t.Logf("the drain took %v; %d dead-letter writes refused, %d answers 401", took, refused.Load(), h.sim.Stats().RequestsByStatus[401])
+	if took >= 3*time.Second {
+		t.Errorf("the drain took %v: it did not flush the lingering batch at once (Linger 3s)", took)
+	}
+	if got := len(h.acceptedIDs()); got != 4 {
+		t.Errorf("accepted %d events, want 4", got)
+	}
+	if c := h.committed(group, topic)[0]; c != 5 {
+		t.Errorf("committed %d after the drain, want 5", c)
+	}
+	if e := h.endOffsets(dlq)[0]; e != 1 {
+		t.Errorf("dead-letter topic has %d records, want 1", e)
+	}
+}

@@ -162,10 +162,6 @@ type Relay struct {
 
 	slots     chan struct{} // one token per unsettled record
 	unsettled atomic.Int64
-	// abandoned counts records whose mapping was given up at shutdown
-	// (a transient error still failing): never settled, never committed past;
-	// the drain does not wait for them.
-	abandoned atomic.Int64
 
 	bmu     sync.Mutex // guards pending
 	pending map[batchKey]*batch
@@ -174,9 +170,15 @@ type Relay struct {
 	// (requestFlush); buffered, so asking never blocks.
 	flushNow chan struct{}
 
-	sendCtx    context.Context // cancelled to abandon in-flight sends
+	sendCtx    context.Context // cancelled to abandon in-flight sends (end of Run)
 	cancelSend context.CancelFunc
-	inflight   sync.WaitGroup // batches and dead-letter writes under way
+	// inflight counts the batches and dead-letter writes under way. Once the
+	// mapping workers have stopped and the pending batches are flushed, every
+	// record that can still settle has one of them counted here (an event is
+	// in a batch being sent or retried, or in a dead-letter write being
+	// retried; a rejected or expired event becomes a dead-letter write before
+	// its batch is done). The drain waits for it to reach zero.
+	inflight sync.WaitGroup
 
 	settled        atomic.Int64 // records settled in full
 	consumed       atomic.Int64 // records dispatched
@@ -249,6 +251,9 @@ func New(cfg Config, deps Deps) (*Relay, error) {
 		sendq:    make(chan *batch, cfg.Concurrency),
 		flushNow: make(chan struct{}, 1),
 	}
+	// Created here, not in Run: onRevoked reads it from the group's
+	// goroutine, which may run before Run.
+	r.sendCtx, r.cancelSend = context.WithCancel(context.Background())
 	start := kgo.NewOffset().AtStart()
 	if cfg.StartAtEnd {
 		start = kgo.NewOffset().AtEnd()
@@ -329,7 +334,6 @@ func (r *Relay) Run(ctx, force context.Context) error {
 	if force == nil {
 		force = context.Background()
 	}
-	r.sendCtx, r.cancelSend = context.WithCancel(context.Background())
 	defer r.cancelSend()
 	r.running.Store(true)
 	r.m.Ready.Set(1)
@@ -390,7 +394,20 @@ func (r *Relay) Run(ctx, force context.Context) error {
 	close(jobs)
 	mappers.Wait()
 	r.flushAll()
-	drained := r.waitSettled(drainCtx, nil)
+	// Every record that can still settle is now in a batch or a dead-letter
+	// write counted in inflight; the rest (a mapping given up at shutdown)
+	// cannot settle in this run and is not waited for.
+	allSettled := make(chan struct{})
+	go func() {
+		r.inflight.Wait()
+		close(allSettled)
+	}()
+	drained := true
+	select {
+	case <-allSettled:
+	case <-drainCtx.Done():
+		drained = false
+	}
 	stopAbandon()
 	cancelDrain()
 	if !drained {
@@ -405,9 +422,8 @@ func (r *Relay) Run(ctx, force context.Context) error {
 	commitCtx, cancelCommit := context.WithTimeout(context.Background(), 10*time.Second)
 	r.commit(commitCtx, nil)
 	cancelCommit()
-	// Revocation on close must not wait again: everything is settled or
-	// abandoned by now.
-	r.cfg.RevokeTimeout = time.Millisecond
+	// The revocation on close does not wait again (see settleRevoked):
+	// everything is settled or abandoned by now.
 	r.cl.CloseAllowingRebalance()
 	r.dlq.Close()
 	r.inflight.Wait()
@@ -622,7 +638,6 @@ func (r *Relay) mapRecord(ctx context.Context, mapper Mapper, j job, outs []Mapp
 		r.log.Warn("transient mapping error; retrying", "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "err", err, "wait", backoff)
 		select {
 		case <-ctx.Done():
-			r.abandoned.Add(1)
 			r.log.Info("shutting down: giving up a record whose mapping fails transiently; it is not committed and will be re-read after the restart",
 				"topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset)
 			return outs, encBuf
@@ -955,32 +970,31 @@ func (r *Relay) deadLetter(ev eventRef, dl DeadLetter) {
 	produce(r.cfg.DeadLetterRetry)
 }
 
+// settleRevoked gives the partitions in only up to RevokeTimeout (within
+// ctx) to settle, and reports whether they did. Once sending is abandoned
+// (the end of Run, when the client's close revokes everything) nothing can
+// settle any more, and it only looks.
+func (r *Relay) settleRevoked(ctx context.Context, only map[topicPartition]bool) bool {
+	wctx, cancel := context.WithTimeout(ctx, r.cfg.RevokeTimeout)
+	defer cancel()
+	if r.sendCtx.Err() != nil {
+		cancel()
+	} else {
+		r.requestFlush()
+	}
+	return r.waitSettled(wctx, only)
+}
+
 // waitSettled waits until the trackers in only have no unsettled record, or
-// ctx ends; with only nil (the drain), until every record is settled or was
-// given up at shutdown. It reports whether that happened before ctx ended.
+// ctx ends. It reports whether that happened before ctx ended.
 func (r *Relay) waitSettled(ctx context.Context, only map[topicPartition]bool) bool {
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if only == nil {
-			// The drain: every record settled or given up (an abandoned
-			// record keeps its partition's later records out of the settled
-			// prefix, but it can no longer settle, and neither can they move
-			// the commit).
-			if r.unsettled.Load() <= r.abandoned.Load() {
-				return true
-			}
-			select {
-			case <-ctx.Done():
-				return false
-			case <-tick.C:
-			}
-			continue
-		}
 		busy := false
 		r.mu.Lock()
 		for tp, t := range r.trackers {
-			if only != nil && !only[tp] {
+			if !only[tp] {
 				continue
 			}
 			if _, _, n, _ := t.state(); n > 0 {
@@ -1097,10 +1111,7 @@ func (r *Relay) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string
 			only[topicPartition{topic, p}] = true
 		}
 	}
-	r.requestFlush()
-	wctx, cancel := context.WithTimeout(ctx, r.cfg.RevokeTimeout)
-	settled := r.waitSettled(wctx, only)
-	cancel()
+	settled := r.settleRevoked(ctx, only)
 	r.commitMu.Lock()
 	defer r.commitMu.Unlock()
 	cctx, cancel2 := context.WithTimeout(ctx, 10*time.Second)
@@ -1267,10 +1278,7 @@ func (r *Relay) SetTopics(ctx context.Context, topics []string) (added, removed 
 			}
 		}
 		r.mu.Unlock()
-		r.requestFlush()
-		wctx, cancel := context.WithTimeout(ctx, r.cfg.RevokeTimeout)
-		settled := r.waitSettled(wctx, only)
-		cancel()
+		settled := r.settleRevoked(ctx, only)
 		r.commitMu.Lock()
 		cctx, cancel2 := context.WithTimeout(ctx, 10*time.Second)
 		r.commitLocked(cctx, only)
