@@ -180,8 +180,7 @@ type Relay struct {
 	// its batch is done). The drain waits for it to reach zero.
 	inflight sync.WaitGroup
 
-	settled        atomic.Int64 // records settled in full
-	consumed       atomic.Int64 // records dispatched
+	consumed       atomic.Int64 // records dispatched (settled = consumed - unsettled)
 	accepted       atomic.Int64 // events accepted
 	deadLettered   atomic.Int64 // dead-letter writes acknowledged
 	filtered       atomic.Int64 // records that produced no event
@@ -489,10 +488,12 @@ func (r *Relay) pollLoop(ctx context.Context, jobs chan<- job) error {
 				return
 			}
 			last.consumedMetric.Inc()
-			r.consumed.Add(1)
 			last.consumed.Add(1)
 			r.slots <- struct{}{}
 			r.m.UnsettledRecords.Set(float64(r.unsettled.Add(1)))
+			// After unsettled: a record is never counted consumed before it
+			// is unsettled, so Progress never shows it settled too early.
+			r.consumed.Add(1)
 			// Tracked in offset order here, mapped by any worker: the
 			// pending unit is the mapping, settled when the worker is done.
 			ref := last.add(rec.Offset, rec.LeaderEpoch, rec.Timestamp.UnixMilli(), 1)
@@ -602,10 +603,6 @@ func (r *Relay) trackerFor(topic string, partition int32) *partitionTracker {
 	return t
 }
 
-// dispatch maps one record and hands its events to the batcher or the
-// dead-letter writer. It returns an error only when ctx ended while a
-// transient mapping error was being retried (the record is then untracked:
-// not settled, never committed past).
 // job is one polled record handed to a mapping worker. Its tracker entry
 // already exists (in offset order) with one pending unit: the mapping itself.
 type job struct {
@@ -724,7 +721,6 @@ func (r *Relay) outcome(rec *kgo.Record, o Outcome) {
 
 // released is called when a record settles in full.
 func (r *Relay) released() {
-	r.settled.Add(1)
 	<-r.slots
 	r.m.UnsettledRecords.Set(float64(r.unsettled.Add(-1)))
 }
@@ -1027,11 +1023,9 @@ func (r *Relay) commitLocked(ctx context.Context, only map[topicPartition]bool) 
 	offsets := make(map[string]map[int32]kgo.EpochOffset)
 	var ts []*partitionTracker
 	var oldest int64
-	var unsettled int
 	r.mu.Lock()
 	for tp, t := range r.trackers {
-		off, ep, n, o := t.state()
-		unsettled += n
+		off, ep, _, o := t.state()
 		if o > 0 && (oldest == 0 || o < oldest) {
 			oldest = o
 		}
@@ -1193,9 +1187,13 @@ type Progress struct {
 	ConsumedByTopic map[string]int64
 }
 
-// Progress returns the relay's counters; safe to call at any time.
+// Progress returns the relay's counters; safe to call at any time. Settled
+// is derived (consumed - unsettled) and may lag, never lead: consumed is
+// loaded first, and a record counts as consumed only once it is unsettled.
 func (r *Relay) Progress() Progress {
-	p := Progress{Consumed: r.consumed.Load(), Settled: r.settled.Load(), Unsettled: r.unsettled.Load(),
+	consumed := r.consumed.Load()
+	unsettled := r.unsettled.Load()
+	p := Progress{Consumed: consumed, Settled: max(consumed-unsettled, 0), Unsettled: unsettled,
 		Filtered: r.filtered.Load(), Accepted: r.accepted.Load(), DeadLettered: r.deadLettered.Load(),
 		InConfigFault: r.configFaults.Load() > 0, ConsumedByTopic: map[string]int64{}}
 	r.mu.Lock()

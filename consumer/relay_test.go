@@ -114,7 +114,17 @@ type relayRun struct {
 	once   sync.Once
 }
 
+// start runs a relay with mapper (testMapper when nil) and the harness's
+// other collaborators.
 func (h *harness) start(cfg Config, mapper Mapper, opts ...kgo.Opt) *relayRun {
+	h.t.Helper()
+	return h.startDeps(cfg, Deps{Mapper: mapper}, opts...)
+}
+
+// startDeps runs a relay with deps, filling in what is unset: testMapper (one
+// per worker), the simulator's client, a default validator, the simulator's
+// pixel and a logger. Short test defaults apply to cfg's zero durations.
+func (h *harness) startDeps(cfg Config, deps Deps, opts ...kgo.Opt) *relayRun {
 	h.t.Helper()
 	cfg.Connection = append([]kgo.Opt{kgo.SeedBrokers(h.brokers...)}, opts...)
 	if cfg.Linger == 0 {
@@ -126,15 +136,30 @@ func (h *harness) start(cfg Config, mapper Mapper, opts ...kgo.Opt) *relayRun {
 	if cfg.DeadLetterRetry == 0 {
 		cfg.DeadLetterRetry = 50 * time.Millisecond
 	}
-	if mapper == nil {
-		mapper = testMapper
+	if deps.Mapper == nil {
+		deps.Mapper = testMapper
 	}
-	level := slog.LevelError
-	if testing.Verbose() {
-		level = slog.LevelInfo
+	if deps.NewMapper == nil {
+		mapper := deps.Mapper
+		deps.NewMapper = func() Mapper { return mapper }
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	r, err := New(cfg, Deps{Mapper: mapper, NewMapper: func() Mapper { return mapper }, API: h.api, Validator: &capi.Validator{}, DefaultPixel: simPixel, Logger: logger})
+	if deps.API == nil {
+		deps.API = h.api
+	}
+	if deps.Validator == nil {
+		deps.Validator = &capi.Validator{}
+	}
+	if deps.DefaultPixel == "" {
+		deps.DefaultPixel = simPixel
+	}
+	if deps.Logger == nil {
+		level := slog.LevelError
+		if testing.Verbose() {
+			level = slog.LevelInfo
+		}
+		deps.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	}
+	r, err := New(cfg, deps)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -409,8 +434,7 @@ func TestRelayIsolatesAPIRejection(t *testing.T) {
 	vals[613] = testValue{ID: "ev-613", TS: time.Now().Add(-8 * 24 * time.Hour).UnixMilli()}
 	h.produce(topic, 0, vals...)
 	cfg := Config{Group: group, Topics: []string{topic}, DeadLetterTopic: dlq, Linger: 2 * time.Second}
-	cfg.Connection = nil
-	run := h.startWithValidator(cfg, &capi.Validator{MaxAge: 30 * 24 * time.Hour})
+	run := h.startDeps(cfg, Deps{Validator: &capi.Validator{MaxAge: 30 * 24 * time.Hour}})
 	waitFor(t, "offsets committed", 30*time.Second, func() bool { return h.committed(group, topic)[0] == 1000 })
 	run.stop(t)
 	if got := len(h.acceptedIDs()); got != 999 {
@@ -434,24 +458,6 @@ func TestRelayIsolatesAPIRejection(t *testing.T) {
 		t.Fatalf("api body %q", body)
 	}
 	t.Logf("1 rejected in 1000: sim stats %+v", h.sim.Stats())
-}
-
-func (h *harness) startWithValidator(cfg Config, v *capi.Validator) *relayRun {
-	h.t.Helper()
-	cfg.Connection = []kgo.Opt{kgo.SeedBrokers(h.brokers...)}
-	if cfg.CommitInterval == 0 {
-		cfg.CommitInterval = 100 * time.Millisecond
-	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	r, err := New(cfg, Deps{Mapper: testMapper, NewMapper: func() Mapper { return testMapper }, API: h.api, Validator: v, DefaultPixel: simPixel, Logger: logger})
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	run := &relayRun{r: r, cancel: cancel, done: make(chan error, 1)}
-	go func() { run.done <- r.Run(ctx, nil) }()
-	h.t.Cleanup(func() { run.stop(h.t) })
-	return run
 }
 
 func TestRelayAPIOutageCommitsNothingPast(t *testing.T) {

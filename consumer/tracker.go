@@ -35,7 +35,6 @@ type partitionTracker struct {
 	// consumedMetric is the topic's records-consumed counter, looked up
 	// once per tracker instead of once per record.
 	consumedMetric prometheus.Counter
-	// oldestMS is the record timestamp of entries[head], for the age metric.
 }
 
 type entry struct {
