@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -610,12 +611,34 @@ type job struct {
 	ref    ref
 }
 
+// mapState is what a mapping worker reuses from record to record.
+type mapState struct {
+	mapper Mapper // the worker's own
+	outs   []Mapped
+	encBuf []byte
+	// filtered caches RecordsFiltered by topic (the mapped record's: for a
+	// redrive, the source topic), looked up once per topic, not per record.
+	filtered map[string]prometheus.Counter
+}
+
+func (w *mapState) filteredMetric(m *Metrics, topic string) prometheus.Counter {
+	c := w.filtered[topic]
+	if c == nil {
+		if w.filtered == nil {
+			w.filtered = make(map[string]prometheus.Counter)
+		}
+		c = m.RecordsFiltered.WithLabelValues(topic)
+		w.filtered[topic] = c
+	}
+	return c
+}
+
 // mapRecord maps one record and hands its events to the batcher or the
 // dead-letter writer, then settles the record's mapping unit. It runs in a
-// mapping worker; mapper is the worker's own. When ctx ends while a transient
+// mapping worker with that worker's state. When ctx ends while a transient
 // mapping error is retried, the record stays unsettled: never committed past,
 // re-read after a restart.
-func (r *Relay) mapRecord(ctx context.Context, mapper Mapper, j job, outs []Mapped, encBuf []byte) ([]Mapped, []byte) {
+func (r *Relay) mapRecord(ctx context.Context, w *mapState, j job) {
 	polled, ref := j.polled, j.ref
 	mappingUnit := eventRef{ref: ref, rec: polled}
 	rec := polled
@@ -628,7 +651,7 @@ func (r *Relay) mapRecord(ctx context.Context, mapper Mapper, j job, outs []Mapp
 	}
 	backoff := 100 * time.Millisecond
 	for err == nil {
-		outs, err = mapper.Map(rec, outs[:0])
+		w.outs, err = w.mapper.Map(rec, w.outs[:0])
 		if err == nil || !errors.Is(err, ErrTransient) {
 			break
 		}
@@ -637,7 +660,7 @@ func (r *Relay) mapRecord(ctx context.Context, mapper Mapper, j job, outs []Mapp
 		case <-ctx.Done():
 			r.log.Info("shutting down: giving up a record whose mapping fails transiently; it is not committed and will be re-read after the restart",
 				"topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset)
-			return outs, encBuf
+			return
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, 10*time.Second)
@@ -653,14 +676,15 @@ func (r *Relay) mapRecord(ctx context.Context, mapper Mapper, j job, outs []Mapp
 		ref.addPending(1)
 		r.deadLetter(eventRef{ref: ref, rec: rec, rule: dl.Rule}, dl)
 		r.settle(mappingUnit)
-		return outs, encBuf
+		return
 	}
+	outs := w.outs
 	if len(outs) == 0 {
-		r.m.RecordsFiltered.WithLabelValues(rec.Topic).Inc()
+		w.filteredMetric(r.m, rec.Topic).Inc()
 		r.filtered.Add(1)
 		r.outcome(rec, Outcome{Kind: "filtered"})
 		r.settle(mappingUnit)
-		return outs, encBuf
+		return
 	}
 	// The age that matters is the events' (the API's window is on event
 	// time); a record without events is aged by its own timestamp.
@@ -697,19 +721,17 @@ func (r *Relay) mapRecord(ctx context.Context, mapper Mapper, j job, outs []Mapp
 			r.deadLetter(ev, DeadLetter{Class: ClassValidation, Rule: o.Rule, Message: fmt.Sprintf("rule %q: no pixel: the rule names none and no default pixel is configured", o.Rule)})
 			continue
 		}
-		encBuf = capi.AppendEvent(encBuf[:0], &o.Event)
-		r.add(batchKey{pixel: pixel, validateOnly: r.deps.ValidateOnly}, encBuf, ev)
+		w.encBuf = capi.AppendEvent(w.encBuf[:0], &o.Event)
+		r.add(batchKey{pixel: pixel, validateOnly: r.deps.ValidateOnly}, w.encBuf, ev)
 	}
 	r.settle(mappingUnit)
-	return outs, encBuf
 }
 
 // mapWorker maps the jobs of the poll loop until the channel closes.
 func (r *Relay) mapWorker(ctx context.Context, mapper Mapper, jobs <-chan job) {
-	var outs []Mapped
-	var encBuf []byte
+	w := &mapState{mapper: mapper}
 	for j := range jobs {
-		outs, encBuf = r.mapRecord(ctx, mapper, j, outs[:0], encBuf)
+		r.mapRecord(ctx, w, j)
 	}
 }
 
@@ -813,6 +835,10 @@ func (r *Relay) send(b *batch) {
 		start = end
 	}
 	refs := b.events
+	// EventsAccepted of the last topic seen: a batch's events mostly come in
+	// runs of one topic, so the labelled counter is looked up once per run.
+	var acceptedTopic string
+	var acceptedMetric prometheus.Counter
 	inFault := false
 	defer func() {
 		if inFault && r.configFaults.Add(-1) == 0 && r.running.Load() {
@@ -843,7 +869,10 @@ func (r *Relay) send(b *batch) {
 		for i, o := range res.Outcomes {
 			switch o {
 			case capi.Accepted:
-				r.m.EventsAccepted.WithLabelValues(refs[i].rec.Topic).Inc()
+				if t := refs[i].rec.Topic; acceptedMetric == nil || t != acceptedTopic {
+					acceptedTopic, acceptedMetric = t, r.m.EventsAccepted.WithLabelValues(t)
+				}
+				acceptedMetric.Inc()
 				r.accepted.Add(1)
 				r.outcome(refs[i].rec, Outcome{Kind: "accepted", Rule: refs[i].rule})
 				r.settle(refs[i])

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -820,4 +821,70 @@ func TestRelayRevokeDuringAPIHang(t *testing.T) {
 			t.Errorf("committed %v although nothing was accepted", c)
 		}
 	})
+}
+
+// TestRelayMetricLabels: accepted and filtered counts carry the topic of the
+// record that was mapped, which for a redrive (Unwrap) is the source topic
+// named in the dead-letter headers, not the polled topic; consumed counts
+// carry the polled topic. Records of two source topics interleave.
+func TestRelayMetricLabels(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, capisim.Options{})
+	polled, dlq, group := kafkatest.Topic(t, 1), kafkatest.Topic(t, 1), kafkatest.GroupID(t)
+	cl := h.client()
+	want := map[string]map[string]float64{} // metric -> topic -> count
+	count := func(metric, topic string) {
+		if want[metric] == nil {
+			want[metric] = map[string]float64{}
+		}
+		want[metric][topic]++
+	}
+	var recs []*kgo.Record
+	for i := range 40 {
+		src := []string{"orders-a", "orders-b"}[i%2]
+		if i%5 == 0 {
+			src = "orders-a" // a run of one topic now and then
+		}
+		v := testValue{ID: fmt.Sprintf("m-%d", i), TS: now()}
+		if i%3 == 0 {
+			v.Kind = "skip"
+			count("capirelay_records_filtered_total", src)
+		} else {
+			count("capirelay_events_accepted_total", src)
+		}
+		count("capirelay_records_consumed_total", polled)
+		b, _ := json.Marshal(v)
+		recs = append(recs, &kgo.Record{Topic: polled, Value: b, Headers: []kgo.RecordHeader{
+			{Key: HeaderSourceTopic, Value: []byte(src)}, {Key: HeaderClass, Value: []byte(ClassRejected)}}})
+	}
+	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	run := h.startDeps(Config{Group: group, Topics: []string{polled}, DeadLetterTopic: dlq},
+		Deps{Unwrap: Unwrap, Metrics: NewMetrics(reg)})
+	waitFor(t, "commit to the end", 30*time.Second, func() bool { return h.committed(group, polled)[0] == 40 })
+	run.stop(t)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]map[string]float64{}
+	for _, mf := range mfs {
+		if want[mf.GetName()] == nil {
+			continue
+		}
+		got[mf.GetName()] = map[string]float64{}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "topic" && m.GetCounter().GetValue() != 0 {
+					got[mf.GetName()][l.GetValue()] = m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("counters by topic:\n got %v\nwant %v", got, want)
+	}
+	t.Logf("counters by topic: %v", got)
 }
