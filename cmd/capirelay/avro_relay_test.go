@@ -110,19 +110,13 @@ func TestAvroRelayVersionsAndRegistryOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	sim, err := capisim.New(capisim.Options{APIKey: binKey, Pixels: []string{binPixel}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	simSrv := httptest.NewServer(sim)
-	t.Cleanup(simSrv.Close)
-	t.Cleanup(sim.Close)
+	sim, simURL := newTestSim(t, capisim.Options{})
 	t.Setenv("CAPIRELAY_TEST_API_KEY", binKey)
 	cfg := fmt.Sprintf(`kafka: {brokers: [%s], group: %s, dead_letter_topic: %s}
 api: {base_url: %q, key_env: CAPIRELAY_TEST_API_KEY, pixel: %s}
 relay: {listen: "off", commit_interval: 100ms, linger: 20ms}
 schema_registry: {urls: [%q], timeout: 2s}
-%s`, strings.Join(brokers, ","), group, dlq, simSrv.URL, binPixel, proxy.URL, avroRules(t, topic, subject))
+%s`, strings.Join(brokers, ","), group, dlq, simURL, binPixel, proxy.URL, avroRules(t, topic, subject))
 	path := filepath.Join(t.TempDir(), "config.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -133,19 +127,7 @@ schema_registry: {urls: [%q], timeout: 2s}
 	eventually(t, "the relay to meet the registry outage", func() bool { return refused.Load() >= 3 })
 	time.Sleep(time.Second)
 	adm := kadm.NewClient(kafkatest.Client(t))
-	committed := func() int64 {
-		offs, err := adm.FetchOffsets(context.Background(), group)
-		if err != nil {
-			return 0
-		}
-		var n int64
-		offs.Each(func(o kadm.OffsetResponse) {
-			if o.Topic == topic && o.At > 0 {
-				n += o.At
-			}
-		})
-		return n
-	}
+	committed := func() int64 { return sumOffsets(committedOffsets(t, adm, group, topic)) }
 	if p := relay.Progress(); p.Accepted != 0 || p.DeadLettered != 0 || committed() != 0 {
 		t.Fatalf("during the registry outage: %+v, committed %d; want nothing sent, dead-lettered or committed", p, committed())
 	}

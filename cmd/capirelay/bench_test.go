@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	mrand "math/rand/v2"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -99,15 +98,9 @@ relay:
 
 func newBenchSim(b *testing.B, opts capisim.Options) string {
 	b.Helper()
-	opts.APIKey, opts.Pixels, opts.MaxStoredEvents = binKey, []string{binPixel}, 1
-	sim, err := capisim.New(opts)
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := httptest.NewServer(sim)
-	b.Cleanup(srv.Close)
-	b.Cleanup(sim.Close)
-	return srv.URL
+	opts.MaxStoredEvents = 1
+	_, url := newTestSim(b, opts)
+	return url
 }
 
 // BenchmarkEndToEndKfake: a backlog of web-shop orders in an in-process
@@ -237,14 +230,8 @@ func BenchmarkEndToEndRealBroker(b *testing.B) {
 				var total int64
 				for total < int64(n) {
 					time.Sleep(100 * time.Millisecond)
-					offs, err := adm.FetchOffsets(context.Background(), group)
-					if err == nil {
-						total = 0
-						offs.Each(func(o kadm.OffsetResponse) {
-							if o.Topic == topic && o.At > 0 {
-								total += o.At
-							}
-						})
+					if offs := committedOffsets(b, adm, group, topic); offs != nil {
+						total = sumOffsets(offs)
 					}
 					if time.Since(start) > 10*time.Minute {
 						b.Fatalf("committed %d of %d after 10 minutes", total, n)

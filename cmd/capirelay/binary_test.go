@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,7 +16,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/capirelay/capirelay/consumer"
@@ -88,15 +85,8 @@ func newBinEnv(t *testing.T, partitions int, sim capisim.Options, relayYAML stri
 		t.Skip("builds and runs the real binary against a broker")
 	}
 	e := &binEnv{t: t, brokers: kafkatest.Brokers(t), topic: kafkatest.Topic(t, partitions), dlq: kafkatest.Topic(t, 1), group: kafkatest.GroupID(t)}
-	sim.APIKey, sim.Pixels = binKey, []string{binPixel}
-	s, err := capisim.New(sim)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(s)
-	t.Cleanup(srv.Close)
-	t.Cleanup(s.Close)
-	e.sim = s
+	var simURL string
+	e.sim, simURL = newTestSim(t, sim)
 	e.adm = kadm.NewClient(kafkatest.Client(t))
 	cfg := fmt.Sprintf(`kafka:
   brokers: [%s]
@@ -126,7 +116,7 @@ topics:
           action_source: offline
           id: value.id
           timestamp: time.epoch_millis(value.ts)
-`, strings.Join(e.brokers, ","), e.group, e.dlq, srv.URL, binPixel, relayYAML, e.topic)
+`, strings.Join(e.brokers, ","), e.group, e.dlq, simURL, binPixel, relayYAML, e.topic)
 	e.config = filepath.Join(t.TempDir(), "config.yaml")
 	if err := os.WriteFile(e.config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -189,20 +179,7 @@ func (e *binEnv) produce(n, badEvery, partitions int) produced {
 
 func (e *binEnv) committed() map[int32]int64 {
 	e.t.Helper()
-	offs, err := e.adm.FetchOffsets(context.Background(), e.group)
-	if errors.Is(err, kerr.GroupIDNotFound) || kerr.IsRetriable(err) {
-		return nil // no group yet, or the coordinator is still loading
-	}
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	out := map[int32]int64{}
-	offs.Each(func(o kadm.OffsetResponse) {
-		if o.Topic == e.topic && o.Err == nil {
-			out[o.Partition] = o.At
-		}
-	})
-	return out
+	return committedOffsets(e.t, e.adm, e.group, e.topic)
 }
 
 func (e *binEnv) atEnd(p produced) bool {

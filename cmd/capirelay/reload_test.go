@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,13 +32,7 @@ func TestBinaryRuleReload(t *testing.T) {
 	}
 	brokers := kafkatest.Brokers(t)
 	topicA, topicB, dlq, group := kafkatest.Topic(t, 2), kafkatest.Topic(t, 2), kafkatest.Topic(t, 1), kafkatest.GroupID(t)
-	sim, err := capisim.New(capisim.Options{APIKey: binKey, Pixels: []string{binPixel}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(sim)
-	t.Cleanup(srv.Close)
-	t.Cleanup(sim.Close)
+	sim, simURL := newTestSim(t, capisim.Options{})
 	rule := func(topic, prefix, id string) string {
 		return fmt.Sprintf(`  - topic: %s
     format: json
@@ -67,7 +60,7 @@ relay:
   linger: 20ms
   reload_check_interval: 200ms
 topics:
-`, strings.Join(brokers, ","), group, dlq, srv.URL, binPixel)
+`, strings.Join(brokers, ","), group, dlq, simURL, binPixel)
 	cfg := filepath.Join(t.TempDir(), "config.yaml")
 	write := func(body string) {
 		t.Helper()
@@ -134,18 +127,7 @@ topics:
 	if n := count("a-"); n != 150 {
 		t.Fatalf("topic A is still consumed after its rules were removed: %d events", n)
 	}
-	adm := kadm.NewClient(cl)
-	offs, err := adm.FetchOffsets(context.Background(), group)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var committedA int64
-	offs.Each(func(o kadm.OffsetResponse) {
-		if o.Topic == topicA {
-			committedA += o.At
-		}
-	})
-	if committedA != 150 {
+	if committedA := sumOffsets(committedOffsets(t, kadm.NewClient(cl), group, topicA)); committedA != 150 {
 		t.Fatalf("topic A committed %d, want 150 (everything relayed before the removal, nothing after)", committedA)
 	}
 	if st := sim.Stats(); st.DuplicatesIgnored != 0 {

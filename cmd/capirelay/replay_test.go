@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -41,14 +40,7 @@ func newOpsEnv(t *testing.T, partitions int) *opsEnv {
 		t.Skip("needs a broker")
 	}
 	e := &opsEnv{t: t, brokers: kafkatest.Brokers(t), topic: kafkatest.Topic(t, partitions), dlq: kafkatest.Topic(t, 1), group: kafkatest.GroupID(t)}
-	s, err := capisim.New(capisim.Options{APIKey: binKey, Pixels: []string{binPixel}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(s)
-	t.Cleanup(srv.Close)
-	t.Cleanup(s.Close)
-	e.sim, e.simURL = s, srv.URL
+	e.sim, e.simURL = newTestSim(t, capisim.Options{})
 	e.adm = kadm.NewClient(kafkatest.Client(t))
 	t.Setenv("CAPIRELAY_TEST_API_KEY", binKey)
 	return e
@@ -227,19 +219,7 @@ func TestReplayBesideLiveRelay(t *testing.T) {
 	cfg := e.config("value.id")
 	_, stop := startRelay(t, cfg)
 	defer stop()
-	committed := func() map[int32]int64 {
-		offs, err := e.adm.FetchOffsets(context.Background(), e.group)
-		if err != nil {
-			return nil
-		}
-		m := map[int32]int64{}
-		offs.Each(func(o kadm.OffsetResponse) {
-			if o.Topic == e.topic {
-				m[o.Partition] = o.At
-			}
-		})
-		return m
-	}
+	committed := func() map[int32]int64 { return committedOffsets(t, e.adm, e.group, e.topic) }
 	deadline := time.Now().Add(30 * time.Second)
 	for c := committed(); c[0]+c[1] != 200; c = committed() {
 		if time.Now().After(deadline) {
