@@ -731,6 +731,13 @@ func (r *Relay) mapRecord(ctx context.Context, w *mapState, j job) {
 func (r *Relay) mapWorker(ctx context.Context, mapper Mapper, jobs <-chan job) {
 	w := &mapState{mapper: mapper}
 	for j := range jobs {
+		if ctx.Err() != nil {
+			// Shutting down: a record polled but not mapped yet stays
+			// unsettled (never committed past, re-read after the restart).
+			// The drain is for what is already batched; mapping and sending
+			// a whole queued backlog would only delay the exit.
+			continue
+		}
 		r.mapRecord(ctx, w, j)
 	}
 }
