@@ -379,11 +379,13 @@ func (r *Relay) Run(ctx, force context.Context) error {
 		pollErr = r.pollLoop(ctx, jobs)
 	}
 
-	// Drain. Its deadline (or force) covers every step, the mapping of the
-	// records still queued included: during an API outage the senders retry
-	// without end, sendq is full, and a mapping worker (or the linger loop)
-	// waits for room in it; only abandoning the sends frees them. Abandoned
-	// sends leave their records unsettled: nothing is committed past them.
+	// Drain. Its deadline (or force) covers every step, the mapping workers
+	// finishing the record in hand included (queued records are left
+	// unmapped once ctx ends; a bounded run maps them): during an API outage
+	// the senders retry without end, sendq is full, and a mapping worker (or
+	// the linger loop) waits for room in it; only abandoning the sends frees
+	// them. Abandoned sends leave their records unsettled: nothing is
+	// committed past them.
 	r.log.Info("draining", "unsettled_records", r.unsettled.Load(), "deadline", r.cfg.DrainTimeout)
 	drainCtx, cancelDrain := context.WithTimeout(force, r.cfg.DrainTimeout)
 	defer cancelDrain()
