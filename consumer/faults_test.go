@@ -20,38 +20,7 @@ import (
 func TestRelayDeadLetterWriteFailureHoldsCommit(t *testing.T) {
 	t.Parallel()
 	const topic, dlq = "orders", "orders.dlq"
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic, dlq))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cluster.Close)
-	var failing atomic.Bool
-	var refused atomic.Int64
-	cluster.ControlKey(int16(kmsg.Produce), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
-		cluster.KeepControl()
-		req := kreq.(*kmsg.ProduceRequest)
-		if !failing.Load() {
-			return nil, nil, false
-		}
-		// Produce v13 names topics by id, not name; once the relay runs, its
-		// dead-letter producer is the only producer of this cluster.
-		refused.Add(1)
-		resp := req.ResponseKind().(*kmsg.ProduceResponse)
-		resp.Version = req.Version
-		for _, rt := range req.Topics {
-			st := kmsg.NewProduceResponseTopic()
-			st.Topic = rt.Topic
-			st.TopicID = rt.TopicID
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewProduceResponseTopicPartition()
-				sp.Partition = rp.Partition
-				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
-		return resp, nil, true
-	})
+	cluster, failing, refused := refusingCluster(t, topic, dlq)
 
 	h := newHarness(t, capisim.Options{})
 	h.brokers = cluster.ListenAddrs()
@@ -127,35 +96,7 @@ func TestRelayEventExpiresDuringOutage(t *testing.T) {
 func TestRelayDrainWaitsForWhatCanSettle(t *testing.T) {
 	t.Parallel()
 	const topic, dlq = "orders", "orders.dlq"
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic, dlq))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cluster.Close)
-	var failing atomic.Bool
-	var refused atomic.Int64
-	cluster.ControlKey(int16(kmsg.Produce), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
-		cluster.KeepControl()
-		if !failing.Load() {
-			return nil, nil, false
-		}
-		refused.Add(1)
-		req := kreq.(*kmsg.ProduceRequest)
-		resp := req.ResponseKind().(*kmsg.ProduceResponse)
-		resp.Version = req.Version
-		for _, rt := range req.Topics {
-			st := kmsg.NewProduceResponseTopic()
-			st.Topic, st.TopicID = rt.Topic, rt.TopicID
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewProduceResponseTopicPartition()
-				sp.Partition = rp.Partition
-				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
-		return resp, nil, true
-	})
+	cluster, failing, refused := refusingCluster(t, topic, dlq)
 	h := newHarness(t, capisim.Options{AuthFailRate: 1})
 	h.brokers = cluster.ListenAddrs()
 	h.adm = newAdmFor(t, h.brokers)
@@ -198,4 +139,42 @@ func TestRelayDrainWaitsForWhatCanSettle(t *testing.T) {
 	if e := h.endOffsets(dlq)[0]; e != 1 {
 		t.Errorf("dead-letter topic has %d records, want 1", e)
 	}
+}
+
+// refusingCluster returns a one-broker kfake cluster with the topics, whose
+// produce requests are refused (TopicAuthorizationFailed) while failing is
+// set; refused counts the refusals. Once the relay runs, its dead-letter
+// producer is the cluster's only producer, so this fails dead-letter writes.
+func refusingCluster(t *testing.T, topics ...string) (cluster *kfake.Cluster, failing *atomic.Bool, refused *atomic.Int64) {
+	t.Helper()
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topics...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	failing, refused = new(atomic.Bool), new(atomic.Int64)
+	cluster.ControlKey(int16(kmsg.Produce), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		cluster.KeepControl()
+		if !failing.Load() {
+			return nil, nil, false
+		}
+		// Produce v13 names topics by id, not name: the response copies both.
+		refused.Add(1)
+		req := kreq.(*kmsg.ProduceRequest)
+		resp := req.ResponseKind().(*kmsg.ProduceResponse)
+		resp.Version = req.Version
+		for _, rt := range req.Topics {
+			st := kmsg.NewProduceResponseTopic()
+			st.Topic, st.TopicID = rt.Topic, rt.TopicID
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewProduceResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	return cluster, failing, refused
 }
