@@ -33,12 +33,6 @@ topics:
         event: {type: lead_created, action_source: offline, id: value.id, timestamp: record}
 `
 	path := filepath.Join(t.TempDir(), "c.yaml")
-	write := func(s string) {
-		t.Helper()
-		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
 	expect := func(wants ...string) {
 		t.Helper()
 		_, err := parseSetup(path)
@@ -51,13 +45,13 @@ topics:
 			}
 		}
 	}
-	write(cfg)
+	writeConfig(t, path, cfg)
 	if _, err := parseSetup(path); err != nil && strings.Contains(err.Error(), "seed broker is required") {
 		t.Fatalf("a section with a key error must not also get misleading value errors:\n%s", err)
 	}
 	expect(path+`:6:9: field "kafka.tls": unknown key "ca_fil"`, path+`:14:11: field "relay.linger": cannot unmarshal`)
 	// With the key and type errors fixed, the value checks report.
-	write(strings.NewReplacer("ca_fil", "ca_file", "linger: soon", "linger: 1s").Replace(cfg))
+	writeConfig(t, path, strings.NewReplacer("ca_fil", "ca_file", "linger: soon", "linger: 1s").Replace(cfg))
 	expect(
 		path+`:4:10: field "kafka.start": must be earliest or latest, got "oldest"`,
 		path+`:5:9: field "kafka.sasl.mechanism": must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, got "GSSAPI"`,
@@ -92,12 +86,6 @@ topics:
         event: {type: lead_created, action_source: offline, id: value.id, timestamp: record}
 `
 	path := filepath.Join(t.TempDir(), "c.yaml")
-	write := func(s string) {
-		t.Helper()
-		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
 	expect := func(errs int, wants ...string) {
 		t.Helper()
 		code, out := runCmd(t, "check", "--config", path)
@@ -113,13 +101,13 @@ topics:
 			rest = rest[i+len(w):]
 		}
 	}
-	write(cfg)
+	writeConfig(t, path, cfg)
 	expect(2,
 		path+`:5:3: field "kafka": unknown key "partitions"`,
 		path+`:13:3: field "schema_registry": unknown key "timout"`,
 	)
 	// With the keys fixed, the value checks report.
-	write(strings.NewReplacer("  partitions: 3\n", "", "timout", "timeout").Replace(cfg))
+	writeConfig(t, path, strings.NewReplacer("  partitions: 3\n", "", "timout", "timeout").Replace(cfg))
 	expect(3,
 		path+`:4:10: field "kafka.start": must be earliest or latest, got "oldest"`,
 		path+`:7:14: field "api.isolation": must be split or probe, got "bisect"`,
