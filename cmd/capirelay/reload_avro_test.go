@@ -68,10 +68,7 @@ schema_registry: {urls: [%q], timeout: 2s}
 func TestReloadAvroTopicWithoutRegistry(t *testing.T) {
 	e := newOpsEnv(t, 1)
 	avroTopic := kafkatest.Topic(t, 1)
-	head := fmt.Sprintf(`kafka: {brokers: [%s], group: %s, dead_letter_topic: %s}
-api: {base_url: %q, key_env: CAPIRELAY_TEST_API_KEY, pixel: %s}
-relay: {listen: "off"}
-`, strings.Join(e.brokers, ","), e.group, e.dlq, e.simURL, binPixel)
+	head := e.sections()
 	path := filepath.Join(t.TempDir(), "config.yaml")
 	writeConfig(t, path, head+"topics:\n"+jsonTopic(e.topic))
 	l := startLive(t, path)

@@ -133,11 +133,7 @@ topics:
 // previous rules stay live, as the log and the metric say.
 func TestReloadRefusesDeadLetterTopic(t *testing.T) {
 	e := newOpsEnv(t, 1)
-	head := fmt.Sprintf(`kafka: {brokers: [%s], group: %s, dead_letter_topic: %s}
-api: {base_url: %q, key_env: CAPIRELAY_TEST_API_KEY, pixel: %s}
-relay: {listen: "off"}
-topics:
-`, strings.Join(e.brokers, ","), e.group, e.dlq, e.simURL, binPixel)
+	head := e.sections() + "topics:\n"
 	path := filepath.Join(t.TempDir(), "config.yaml")
 	writeConfig(t, path, head+jsonTopic(e.topic))
 	l := startLive(t, path)
@@ -159,11 +155,7 @@ topics:
 func TestReloadUndoesRulesWhenTopicsCannotChange(t *testing.T) {
 	e := newOpsEnv(t, 1)
 	other := kafkatest.Topic(t, 1)
-	head := fmt.Sprintf(`kafka: {brokers: [%s], group: %s, dead_letter_topic: %s}
-api: {base_url: %q, key_env: CAPIRELAY_TEST_API_KEY, pixel: %s}
-relay: {listen: "off"}
-topics:
-`, strings.Join(e.brokers, ","), e.group, e.dlq, e.simURL, binPixel)
+	head := e.sections() + "topics:\n"
 	path := filepath.Join(t.TempDir(), "config.yaml")
 	writeConfig(t, path, head+jsonTopic(e.topic))
 	s, err := loadSetup(path, nil)

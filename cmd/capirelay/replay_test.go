@@ -46,6 +46,15 @@ func newOpsEnv(t *testing.T, partitions int) *opsEnv {
 	return e
 }
 
+// sections returns the kafka, api and relay sections (flow style, the ops
+// endpoint off) of a config for this environment, to be followed by topics.
+func (e *opsEnv) sections() string {
+	return fmt.Sprintf(`kafka: {brokers: [%s], group: %s, dead_letter_topic: %s}
+api: {base_url: %q, key_env: CAPIRELAY_TEST_API_KEY, pixel: %s}
+relay: {listen: "off"}
+`, strings.Join(e.brokers, ","), e.group, e.dlq, e.simURL, binPixel)
+}
+
 // config writes a config whose single rule takes the event id from idExpr.
 func (e *opsEnv) config(idExpr string) string {
 	e.t.Helper()
