@@ -11,6 +11,9 @@ import (
 	"github.com/capirelay/capirelay/capi"
 )
 
+// DefaultMaxUnsettledBytes is Config.MaxUnsettledBytes's default.
+const DefaultMaxUnsettledBytes = 64 << 20
+
 // Config configures a Relay. Zero durations and sizes take the documented
 // defaults; Validate reports every problem at once.
 type Config struct {
@@ -66,6 +69,14 @@ type Config struct {
 	// MaxUnsettledRecords bounds memory: polling pauses while this many
 	// records are read but not settled (default 20,000).
 	MaxUnsettledRecords int
+	// MaxUnsettledBytes bounds memory in bytes: polling pauses while the
+	// records read but not settled hold this many bytes (key, value,
+	// headers and a fixed overhead per record; default 64 MiB). A record
+	// larger than the whole budget still passes, alone. The fetch sizes
+	// follow it (FetchMaxBytes = MaxUnsettledBytes/8, between 1 MiB and
+	// 50 MiB, at most 4 fetches buffered), so that what the Kafka client
+	// buffers is bounded by about half the budget again.
+	MaxUnsettledBytes int64
 	// MapWorkers is how many goroutines decode and map records (default:
 	// the number of CPUs). Records of a partition may be mapped out of order;
 	// commits still follow offsets (the settled prefix). Needs
@@ -102,6 +113,15 @@ type Config struct {
 	// MaxDeadLetterBody caps the API response body copied into a dead-letter
 	// header (default 1,024 bytes).
 	MaxDeadLetterBody int
+	// DeadLetterMaxBytes is the largest dead-letter record the topic takes
+	// (Kafka's max.message.bytes). 0 (the default) reads it from the topic's
+	// configuration when Run starts, falling back to Kafka's default
+	// (1,000,012 bytes) when it cannot be read. A dead letter that would be
+	// larger is written reduced: without the source value (then without the
+	// key and source headers, if still too large), with the value's size
+	// and SHA-256 in headers. A broker that refuses a record as too large
+	// anyway (MESSAGE_TOO_LARGE) gets the reduced record too.
+	DeadLetterMaxBytes int
 }
 
 func (c *Config) setDefaults() {
@@ -119,6 +139,9 @@ func (c *Config) setDefaults() {
 	def(&c.MaxBatchBytes, capi.DefaultMaxRequestBytes)
 	def(&c.Concurrency, 8)
 	def(&c.MaxUnsettledRecords, 20000)
+	if c.MaxUnsettledBytes == 0 {
+		c.MaxUnsettledBytes = DefaultMaxUnsettledBytes
+	}
 	def(&c.PollRecords, 2000)
 	def(&c.MapWorkers, runtime.GOMAXPROCS(0))
 	def(&c.MaxDeadLetterBody, 1024)
@@ -151,6 +174,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBatchEvents < 0 || c.MaxBatchEvents > capi.MaxEventsPerRequest {
 		errs = append(errs, fmt.Errorf("consumer: max batch events must be 1 to %d, got %d", capi.MaxEventsPerRequest, c.MaxBatchEvents))
+	}
+	if c.MaxUnsettledBytes < 0 {
+		errs = append(errs, fmt.Errorf("consumer: max unsettled bytes must not be negative, got %d", c.MaxUnsettledBytes))
+	}
+	if c.DeadLetterMaxBytes != 0 && (c.DeadLetterMaxBytes < minDeadLetterBytes || c.DeadLetterMaxBytes > 1<<30) {
+		errs = append(errs, fmt.Errorf("consumer: dead-letter max bytes must be %d to %d, got %d", minDeadLetterBytes, 1<<30, c.DeadLetterMaxBytes))
 	}
 	for name, v := range map[string]int{"max batch bytes": c.MaxBatchBytes, "concurrency": c.Concurrency,
 		"max unsettled records": c.MaxUnsettledRecords, "poll records": c.PollRecords, "map workers": c.MapWorkers} {

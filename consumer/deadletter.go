@@ -1,165 +1,208 @@
 package consumer
 
+// deadletter.go: the dead-letter writer. It owns the dead-letter producer and
+// every write in flight: a write holds the unit of work it dead-letters (the
+// mapping of a bad record, or one event) and finishes it when the broker
+// acknowledges the record. A refusal that can never succeed as it is — the
+// record is too large for the topic — is answered with a reduced record
+// (dlrecord.go), never retried as it is; anything that can heal (broker down,
+// ACLs, timeouts, a topic misconfigured for any record) is retried with
+// backoff, visibly, and holds the record's partition: nothing is committed
+// past it. It holds no lock: the topic's size limit is atomic, and each
+// write's state is its own.
+
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
-	"strings"
+	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// Dead-letter header keys. A dead-letter record keeps the source record's key,
-// value and headers byte for byte, in that order, and appends these headers.
-// None of them ever holds a secret.
-const (
-	HeaderSourceTopic     = "capirelay.source.topic"
-	HeaderSourcePartition = "capirelay.source.partition"
-	HeaderSourceOffset    = "capirelay.source.offset"
-	HeaderSourceTimestamp = "capirelay.source.timestamp" // Unix ms of the source record
-	HeaderClass           = "capirelay.error.class"      // see the Class* constants
-	HeaderMessage         = "capirelay.error.message"
-	HeaderRule            = "capirelay.rule" // the mapping rule, when known
-	HeaderAttempt         = "capirelay.attempt"
-	HeaderAPIStatus       = "capirelay.api.status" // when the API rejected the event
-	HeaderAPIBody         = "capirelay.api.body"   // truncated, secret-free
-	HeaderDeadLetteredAt  = "capirelay.dead_lettered_at"
-)
+// defaultDeadLetterMax is what a dead-letter topic accepts when its
+// max.message.bytes cannot be read: Kafka's default (and franz-go's default
+// producer batch cap).
+const defaultDeadLetterMax = 1_000_012
 
-// Dead-letter classes (the HeaderClass values).
-const (
-	ClassDecode     = "decode"     // the value could not be decoded
-	ClassMapping    = "mapping"    // a rule failed on this record
-	ClassValidation = "validation" // a mapped event breaks an API rule
-	ClassExpired    = "expired"    // the event is outside the API's time window
-	ClassRejected   = "rejected"   // the API refused the event (400/422/413)
-)
+// minDeadLetterBytes is the smallest max.message.bytes the writer works with:
+// a minimal dead letter fits in it.
+const minDeadLetterBytes = 8 << 10
 
-// DeadLetter describes why a record is dead-lettered.
-type DeadLetter struct {
-	Class     string
-	Message   string
-	Rule      string
-	APIStatus int
-	APIBody   string
+type deadLetters struct {
+	cl    *kgo.Client // the dead-letter producer
+	topic string
+	// limit is the largest record the topic takes (max.message.bytes), as
+	// known: configured, read from the topic at start, or the default.
+	limit atomic.Int32
+	fixed bool // Config.DeadLetterMaxBytes was set: not read from the topic
 }
 
-// deadLetterRecord builds the dead-letter record for src. The attempt count is
-// one more than src's own attempt header (a re-driven record that fails again
-// counts up).
-func deadLetterRecord(topic string, src *kgo.Record, dl DeadLetter, now time.Time) *kgo.Record {
-	attempt := 1
-	for _, h := range src.Headers {
-		if h.Key == HeaderAttempt {
-			if n, err := strconv.Atoi(string(h.Value)); err == nil {
-				attempt = n + 1
+// init creates the dead-letter producer (idempotent, acks=all, each attempt
+// bounded by RecordDeliveryTimeout so that a write cannot outlive an outage
+// silently; a duplicate dead letter is possible, a lost one is not).
+func (d *deadLetters) init(r *Relay) error {
+	d.topic = r.cfg.DeadLetterTopic
+	d.fixed = r.cfg.DeadLetterMaxBytes > 0
+	d.limit.Store(defaultDeadLetterMax)
+	if d.fixed {
+		d.limit.Store(int32(r.cfg.DeadLetterMaxBytes))
+	}
+	opts := append([]kgo.Opt{}, r.cfg.Connection...)
+	opts = append(opts,
+		kgo.DefaultProduceTopic(d.topic),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.RecordDeliveryTimeout(30*time.Second),
+		kgo.AllowIdempotentProduceCancellation(),
+		kgo.ProducerLinger(5*time.Millisecond),
+		// Read when a partition is first produced to, after sizeFromTopic.
+		kgo.ProducerBatchMaxBytesFn(func(string) int32 { return d.limit.Load() }),
+	)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("consumer: dead-letter producer: %w", err)
+	}
+	d.cl = cl
+	return nil
+}
+
+func (d *deadLetters) close() { d.cl.Close() }
+
+// sizeFromTopic reads the dead-letter topic's max.message.bytes (unless
+// configured). It needs the DESCRIBE_CONFIGS ACL on the topic; without it, or
+// when the topic does not exist yet, Kafka's default is assumed, and a broker
+// refusing a record as too large still gets a reduced one.
+func (d *deadLetters) sizeFromTopic(ctx context.Context, r *Relay) {
+	if d.fixed {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	rcs, err := kadm.NewClient(d.cl).DescribeTopicConfigs(ctx, d.topic)
+	var v string
+	if err == nil {
+		var rc kadm.ResourceConfig
+		if rc, err = rcs.On(d.topic, nil); err == nil && rc.Err != nil {
+			err = rc.Err
+		}
+		for _, c := range rc.Configs {
+			if c.Key == "max.message.bytes" {
+				v = c.MaybeValue()
 			}
 		}
 	}
-	if prev, ok := Redriven(src); ok {
-		attempt = prev.Attempt + 1
+	n, perr := strconv.Atoi(v)
+	if err != nil || perr != nil || n <= 0 {
+		if err == nil {
+			err = fmt.Errorf("max.message.bytes is %q", v)
+		}
+		r.log.Info("could not read the dead-letter topic's max.message.bytes; assuming Kafka's default (larger dead letters are written without their value)",
+			"topic", d.topic, "assumed_bytes", defaultDeadLetterMax, "err", err)
+		return
 	}
-	hs := make([]kgo.RecordHeader, 0, len(src.Headers)+11)
-	hs = append(hs, src.Headers...)
-	add := func(k, v string) { hs = append(hs, kgo.RecordHeader{Key: k, Value: []byte(v)}) }
-	add(HeaderSourceTopic, src.Topic)
-	add(HeaderSourcePartition, strconv.Itoa(int(src.Partition)))
-	add(HeaderSourceOffset, strconv.FormatInt(src.Offset, 10))
-	add(HeaderSourceTimestamp, strconv.FormatInt(src.Timestamp.UnixMilli(), 10))
-	add(HeaderClass, dl.Class)
-	add(HeaderMessage, dl.Message)
-	if dl.Rule != "" {
-		add(HeaderRule, dl.Rule)
-	}
-	add(HeaderAttempt, strconv.Itoa(attempt))
-	if dl.APIStatus != 0 {
-		add(HeaderAPIStatus, strconv.Itoa(dl.APIStatus))
-		add(HeaderAPIBody, dl.APIBody)
-	}
-	add(HeaderDeadLetteredAt, now.UTC().Format(time.RFC3339Nano))
-	// The record timestamp is left to the producer (now), so that "dlq redrive
-	// --from 24h" means "dead-lettered in the last day"; the source timestamp
-	// is in HeaderSourceTimestamp.
-	return &kgo.Record{Topic: topic, Key: src.Key, Value: src.Value, Headers: hs}
+	n = min(max(n, minDeadLetterBytes), 1<<30)
+	d.limit.Store(int32(n))
+	r.log.Info("dead-letter topic size limit", "topic", d.topic, "max_message_bytes", n)
 }
 
-// HeaderValue returns the last value of header key in r, and whether it exists.
-func HeaderValue(r *kgo.Record, key string) (string, bool) {
-	for i := len(r.Headers) - 1; i >= 0; i-- {
-		if r.Headers[i].Key == key {
-			return string(r.Headers[i].Value), true
+// level returns the first level at which the dead letter of src fits the
+// topic.
+func (d *deadLetters) level(src *kgo.Record, dl DeadLetter, now time.Time) dlLevel {
+	limit := int(d.limit.Load())
+	for l := dlFull; l < dlMinimal; l++ {
+		if batchSize(deadLetterRecord(d.topic, src, dl, now, l, limit)) <= limit {
+			return l
 		}
 	}
-	return "", false
+	return dlMinimal
 }
 
-// RedriveInfo is what a re-driven record carries from its dead-letter record.
-type RedriveInfo struct {
-	Attempt int    // the dead-letter record's attempt count
-	Class   string // its error class
-	Rule    string // its rule, if any
+// dlWrite is one dead-letter write: the unit it settles, and how far it got.
+type dlWrite struct {
+	ev    eventRef
+	dl    DeadLetter
+	at    time.Time
+	level dlLevel
+	wait  time.Duration // before the next attempt after a failure
 }
 
-type redriveKey struct{}
-
-// WithRedrive attaches info to rec (in rec.Context, never serialized), so a
-// record that fails again is dead-lettered with the attempt count raised.
-func WithRedrive(rec *kgo.Record, info RedriveInfo) {
-	ctx := rec.Context
-	if ctx == nil {
-		ctx = context.Background()
+// deadLetter writes ev's record to the dead-letter topic and finishes ev's
+// unit once the broker acknowledges the write. A dead letter too large for the
+// topic is written reduced. A write that fails for any other reason is
+// retried with backoff until it succeeds or the relay abandons sending; until
+// then the record is unsettled and nothing is committed past it.
+func (r *Relay) deadLetter(ev eventRef, dl DeadLetter) {
+	if r.deps.DryRun {
+		r.m.DeadLettered.WithLabelValues(ev.rec.Topic, dl.Class).Inc()
+		r.deadLettered.Add(1)
+		r.outcome(ev.rec, Outcome{Kind: "dead_lettered", Class: dl.Class, Rule: dl.Rule})
+		ev.tok.done()
+		return
 	}
-	rec.Context = context.WithValue(ctx, redriveKey{}, info)
+	r.inflight.Add(1)
+	w := &dlWrite{ev: ev, dl: dl, at: time.Now(), wait: r.cfg.DeadLetterRetry}
+	w.level = r.dl.level(ev.rec, dl, w.at)
+	r.log.Warn("dead-lettering record", "topic", ev.rec.Topic, "partition", ev.rec.Partition, "offset", ev.rec.Offset,
+		"class", dl.Class, "rule", dl.Rule, "reason", truncate(dl.Message, MaxDeadLetterHeader), "reduced", w.level > dlFull)
+	r.produceDeadLetter(w)
 }
 
-// Redriven returns the RedriveInfo attached to rec by WithRedrive.
-func Redriven(rec *kgo.Record) (RedriveInfo, bool) {
-	if rec.Context == nil {
-		return RedriveInfo{}, false
-	}
-	info, ok := rec.Context.Value(redriveKey{}).(RedriveInfo)
-	return info, ok
+func (r *Relay) produceDeadLetter(w *dlWrite) {
+	rec := deadLetterRecord(r.dl.topic, w.ev.rec, w.dl, w.at, w.level, int(r.dl.limit.Load()))
+	r.dl.cl.Produce(r.sendCtx, rec, func(_ *kgo.Record, err error) { r.deadLetterDone(w, err) })
 }
 
-// Unwrap turns a dead-letter record back into the record it was made from:
-// source topic, partition, offset and timestamp from its headers, the key and
-// value as they are, and the headers without the ones capirelay added. The
-// attempt count and class travel in the record's context (see Redriven).
-func Unwrap(dlq *kgo.Record) (*kgo.Record, error) {
-	topic, ok := HeaderValue(dlq, HeaderSourceTopic)
-	if !ok || topic == "" {
-		return nil, fmt.Errorf("dead-letter record %s/%d@%d has no %s header", dlq.Topic, dlq.Partition, dlq.Offset, HeaderSourceTopic)
-	}
-	rec := &kgo.Record{Topic: topic, Key: dlq.Key, Value: dlq.Value}
-	if v, ok := HeaderValue(dlq, HeaderSourcePartition); ok {
-		p, _ := strconv.Atoi(v)
-		rec.Partition = int32(p)
-	}
-	if v, ok := HeaderValue(dlq, HeaderSourceOffset); ok {
-		rec.Offset, _ = strconv.ParseInt(v, 10, 64)
-	}
-	if v, ok := HeaderValue(dlq, HeaderSourceTimestamp); ok {
-		ms, _ := strconv.ParseInt(v, 10, 64)
-		rec.Timestamp = time.UnixMilli(ms)
-	}
-	info := RedriveInfo{Attempt: 1}
-	for _, h := range dlq.Headers {
-		if strings.HasPrefix(h.Key, "capirelay.") {
-			switch h.Key {
-			case HeaderAttempt:
-				if n, err := strconv.Atoi(string(h.Value)); err == nil {
-					info.Attempt = n
-				}
-			case HeaderClass:
-				info.Class = string(h.Value)
-			case HeaderRule:
-				info.Rule = string(h.Value)
-			}
-			continue
+// deadLetterDone handles the outcome of one attempt (in the producer's
+// callback: it must not block).
+func (r *Relay) deadLetterDone(w *dlWrite, err error) {
+	ev := w.ev
+	switch {
+	case err == nil:
+		if w.level > dlFull {
+			r.m.DeadLettersReduced.WithLabelValues(ev.rec.Topic).Inc()
 		}
-		rec.Headers = append(rec.Headers, h)
+		r.m.DeadLettered.WithLabelValues(ev.rec.Topic, w.dl.Class).Inc()
+		r.deadLettered.Add(1)
+		r.outcome(ev.rec, Outcome{Kind: "dead_lettered", Class: w.dl.Class, Rule: w.dl.Rule})
+		ev.tok.done()
+		r.inflight.Done()
+		return
+	case r.sendCtx.Err() != nil:
+		r.inflight.Done() // abandoned: unsettled, re-read after the restart
+		return
+	case tooLarge(err) && w.level < dlMinimal:
+		// Permanent as it is: reduce it, at once.
+		w.level++
+		r.log.Warn("dead-letter record refused as too large; writing it reduced", "topic", ev.rec.Topic,
+			"partition", ev.rec.Partition, "offset", ev.rec.Offset, "err", err)
+		go r.produceDeadLetter(w)
+		return
 	}
-	WithRedrive(rec, info)
-	return rec, nil
+	r.m.DeadLetterFailures.Inc()
+	msg := "dead-letter write failed; retrying (nothing is committed past this record)"
+	if tooLarge(err) || errors.Is(err, kerr.InvalidRecord) || errors.Is(err, kerr.CorruptMessage) {
+		msg = "the dead-letter topic refuses even a minimal record; check its configuration (max.message.bytes; a compacted topic needs keys); retrying (nothing is committed past this record)"
+	}
+	r.log.Error(msg, "topic", ev.rec.Topic, "partition", ev.rec.Partition, "offset", ev.rec.Offset,
+		"dead_letter_topic", r.dl.topic, "err", err, "retry_in", w.wait)
+	wait := w.wait
+	w.wait = min(w.wait*2, 30*time.Second)
+	go func() {
+		select {
+		case <-r.sendCtx.Done():
+			r.inflight.Done()
+		case <-time.After(wait):
+			r.produceDeadLetter(w)
+		}
+	}()
+}
+
+// tooLarge reports whether a produce error says the record (or its batch) is
+// larger than the topic or the client accepts.
+func tooLarge(err error) bool {
+	return errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge)
 }

@@ -24,6 +24,10 @@ type Metrics struct {
 	BatchEvents        prometheus.Histogram   // events per request
 	RequestsInFlight   prometheus.Gauge       // batches being sent
 	UnsettledRecords   prometheus.Gauge       // read, not yet settled
+	UnsettledBytes     prometheus.Gauge       // their share of the byte budget
+	RecordsParked      prometheus.Gauge       // records waiting to retry a transient decode/mapping error
+	DeadLettersReduced *prometheus.CounterVec // topic: dead letters written without their value (too large)
+	SettleViolations   prometheus.Counter     // misused settle tokens (a bug; ignored, never commits early)
 	OldestUnsettledAge prometheus.Gauge       // seconds, by event time
 	ExpiresIn          prometheus.Gauge       // seconds before the oldest unsettled event leaves the window
 	CommittedOffset    *prometheus.GaugeVec   // topic, partition
@@ -69,6 +73,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Batches being sent to the API (including retry waits)."}),
 		UnsettledRecords: prometheus.NewGauge(prometheus.GaugeOpts{Name: "capirelay_unsettled_records",
 			Help: "Records read but not yet settled (accepted or dead-lettered)."}),
+		UnsettledBytes: prometheus.NewGauge(prometheus.GaugeOpts{Name: "capirelay_unsettled_bytes",
+			Help: "Bytes of the records read but not yet settled (key, value, headers and a fixed overhead), against relay.max_unsettled_bytes."}),
+		RecordsParked: prometheus.NewGauge(prometheus.GaugeOpts{Name: "capirelay_records_parked",
+			Help: "Records whose decoding or mapping failed transiently (a Schema Registry outage), waiting for a retry; their partitions are paused."}),
+		DeadLettersReduced: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "capirelay_dead_letters_reduced_total",
+			Help: "Dead-letter records written without the source value (and possibly key and headers) because the full record exceeds the dead-letter topic's max.message.bytes."}, []string{"topic"}),
+		SettleViolations: prometheus.NewCounter(prometheus.CounterOpts{Name: "capirelay_settle_violations_total",
+			Help: "Settle tokens used twice (a bug in the relay: logged, ignored, never moves a commit)."}),
 		OldestUnsettledAge: prometheus.NewGauge(prometheus.GaugeOpts{Name: "capirelay_oldest_unsettled_age_seconds",
 			Help: "Age, by event time, of the oldest unsettled event (0 when none)."}),
 		ExpiresIn: prometheus.NewGauge(prometheus.GaugeOpts{Name: "capirelay_oldest_unsettled_expires_in_seconds",
@@ -93,7 +105,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	for _, c := range []prometheus.Collector{m.RecordsConsumed, m.RecordsFiltered, m.EventsAccepted, m.DeadLettered,
 		m.DeadLetterFailures, m.Requests, m.Retries, m.RequestDuration, m.BatchEvents, m.RequestsInFlight,
-		m.UnsettledRecords, m.OldestUnsettledAge, m.ExpiresIn, m.CommittedOffset, m.Lag, m.Ready, m.ConfigFaults, m.Commits, m.MapErrors, m.RulesReload, m.RulesLastReloadOK} {
+		m.UnsettledRecords, m.UnsettledBytes, m.RecordsParked, m.DeadLettersReduced, m.SettleViolations, m.OldestUnsettledAge, m.ExpiresIn, m.CommittedOffset, m.Lag, m.Ready, m.ConfigFaults, m.Commits, m.MapErrors, m.RulesReload, m.RulesLastReloadOK} {
 		f(c)
 	}
 	m.RulesLastReloadOK.Set(1)
@@ -125,6 +137,7 @@ func (m *Metrics) initTopics(topics []string) {
 		m.RecordsConsumed.WithLabelValues(t)
 		m.RecordsFiltered.WithLabelValues(t)
 		m.EventsAccepted.WithLabelValues(t)
+		m.DeadLettersReduced.WithLabelValues(t)
 		for _, c := range []string{ClassDecode, ClassMapping, ClassValidation, ClassExpired, ClassRejected} {
 			m.DeadLettered.WithLabelValues(t, c)
 			if c != ClassRejected {

@@ -26,7 +26,10 @@ import (
 	"github.com/capirelay/capirelay/internal/secret"
 )
 
-func TestMain(m *testing.M) { kafkatest.Main(m) }
+func TestMain(m *testing.M) {
+	panicOnViolation = true // a misused settle token fails the test run
+	kafkatest.Main(m)
+}
 
 const (
 	simKey   = "sk-sim-relay-test"
@@ -43,7 +46,7 @@ type testValue struct {
 // testMapper maps testValue records: missing id → mapping error, broken JSON
 // → decode error, kind "two" → two events, "skip" → none, "badcountry" → an
 // event that fails local validation.
-var testMapper = MapperFunc(func(rec *kgo.Record, dst []Mapped) ([]Mapped, error) {
+var testMapper = MapperFunc(func(_ context.Context, rec *kgo.Record, dst []Mapped) ([]Mapped, error) {
 	var v testValue
 	if err := json.Unmarshal(rec.Value, &v); err != nil {
 		return dst, &RecordError{Class: ClassDecode, Err: fmt.Errorf("%s/%d@%d: value is not JSON: %w", rec.Topic, rec.Partition, rec.Offset, err)}
@@ -626,12 +629,12 @@ func TestRelayShutdownDuringTransientMappingError(t *testing.T) {
 	}
 	h.produce(topic, 0, vals...)
 	var attempts atomic.Int32
-	mapper := MapperFunc(func(rec *kgo.Record, dst []Mapped) ([]Mapped, error) {
+	mapper := MapperFunc(func(ctx context.Context, rec *kgo.Record, dst []Mapped) ([]Mapped, error) {
 		if rec.Offset == 10 {
 			attempts.Add(1)
 			return dst, fmt.Errorf("schema registry: unreachable (%w)", ErrTransient)
 		}
-		return testMapper(rec, dst)
+		return testMapper(ctx, rec, dst)
 	})
 	const drain = 30 * time.Second
 	run := h.start(Config{Group: group, Topics: []string{topic}, DeadLetterTopic: dlq, DrainTimeout: drain}, mapper)

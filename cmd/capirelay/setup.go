@@ -406,7 +406,7 @@ func (a *mapperAdapter) swap(m *mapping.Mapper) (undo func()) {
 // registry outage is transient (the relay retries the record, never
 // dead-letters it); a record the registry or the decoder cannot read is a
 // bad record (decode class), its message naming the schema id.
-func (a *mapperAdapter) mapAvro(m *mapping.Mapper, r *kgo.Record) ([]mapping.Output, error) {
+func (a *mapperAdapter) mapAvro(ctx context.Context, m *mapping.Mapper, r *kgo.Record) ([]mapping.Output, error) {
 	if a.decoder == nil {
 		return a.outs[:0], &consumer.RecordError{Class: consumer.ClassDecode,
 			Err: fmt.Errorf("%s/%d@%d: topic is format avro but no schema_registry is configured", r.Topic, r.Partition, r.Offset)}
@@ -414,9 +414,9 @@ func (a *mapperAdapter) mapAvro(m *mapping.Mapper, r *kgo.Record) ([]mapping.Out
 	if len(r.Value) == 0 {
 		return a.outs[:0], nil // a tombstone carries no event
 	}
-	// No per-record context: a cached schema needs none, and a registry
-	// fetch is bounded by schema_registry.timeout per request.
-	value, _, err := a.decoder.DecodeRecordIn(context.Background(), r.Value, &a.arena)
+	// A cached schema needs no context; a registry fetch is bounded by
+	// schema_registry.timeout per request, and by ctx (shutdown).
+	value, _, err := a.decoder.DecodeRecordIn(ctx, r.Value, &a.arena)
 	if err != nil {
 		if errors.Is(err, schemas.ErrTransient) {
 			return a.outs[:0], fmt.Errorf("%s/%d@%d: schema registry: %w (%w)", r.Topic, r.Partition, r.Offset, err, consumer.ErrTransient)
@@ -433,7 +433,7 @@ func (a *mapperAdapter) mapAvro(m *mapping.Mapper, r *kgo.Record) ([]mapping.Out
 }
 
 // Map implements consumer.Mapper.
-func (a *mapperAdapter) Map(r *kgo.Record, dst []consumer.Mapped) ([]consumer.Mapped, error) {
+func (a *mapperAdapter) Map(ctx context.Context, r *kgo.Record, dst []consumer.Mapped) ([]consumer.Mapped, error) {
 	a.rec = mapping.Record{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value,
 		Timestamp: r.Timestamp, Headers: a.rec.Headers[:0]}
 	for _, h := range r.Headers {
@@ -450,7 +450,7 @@ func (a *mapperAdapter) Map(r *kgo.Record, dst []consumer.Mapped) ([]consumer.Ma
 	}
 	var err error
 	if format == "avro" {
-		a.outs, err = a.mapAvro(m, r)
+		a.outs, err = a.mapAvro(ctx, m, r)
 	} else {
 		a.outs, err = m.Map(&a.rec, a.outs[:0])
 	}
