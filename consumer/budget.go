@@ -39,12 +39,11 @@ type budget struct {
 	mu      sync.Mutex
 	records int64
 	bytes   int64
-	avg     float64 // moving average of a record's share, for sizing polls
+	avg     float64 // moving average of a record's share, for sizing polls (0: none seen yet)
 }
 
 func newBudget(maxRecords, maxBytes int64, changed func(records, bytes int64)) *budget {
-	return &budget{maxRecords: maxRecords, maxBytes: maxBytes, room: make(chan struct{}, 1), changed: changed,
-		avg: 1024}
+	return &budget{maxRecords: maxRecords, maxBytes: maxBytes, room: make(chan struct{}, 1), changed: changed}
 }
 
 // pollable returns how many records the poll loop may ask for now, at most
@@ -52,10 +51,14 @@ func newBudget(maxRecords, maxBytes int64, changed func(records, bytes int64)) *
 // average record size seen so far. When nothing is held it is at least 1, so
 // a record larger than the whole byte budget still passes, alone. One poll
 // can overshoot the byte budget by what the client has buffered (bounded by
-// the fetch sizes, which Relay ties to the budget).
+// the fetch sizes, which Relay ties to the budget). Until a record has been
+// seen it is 1: the first record tells the size to expect.
 func (b *budget) pollable(limit int) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.avg == 0 {
+		return 1
+	}
 	if b.records == 0 {
 		return max(1, min(limit, int((float64(b.maxBytes)/b.avg)+1), int(b.maxRecords)))
 	}
@@ -71,7 +74,11 @@ func (b *budget) take(bytes int64) {
 	b.mu.Lock()
 	b.records++
 	b.bytes += bytes
-	b.avg += (float64(bytes) - b.avg) / 16
+	if b.avg == 0 {
+		b.avg = float64(bytes)
+	} else {
+		b.avg += (float64(bytes) - b.avg) / 16
+	}
 	if b.changed != nil {
 		b.changed(b.records, b.bytes)
 	}

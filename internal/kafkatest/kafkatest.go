@@ -307,6 +307,13 @@ func Client(tb testing.TB, opts ...kgo.Opt) *kgo.Client {
 // deleted when tb's test ends (a failed delete is only logged).
 func Topic(tb testing.TB, partitions int) string {
 	tb.Helper()
+	return TopicWithConfigs(tb, partitions, nil)
+}
+
+// TopicWithConfigs is Topic with topic configurations (for example
+// "max.message.bytes").
+func TopicWithConfigs(tb testing.TB, partitions int, configs map[string]string) string {
+	tb.Helper()
 	name := uniqueName(tb, "")
 	brokers := Brokers(tb)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
@@ -324,7 +331,14 @@ func Topic(tb testing.TB, partitions int) string {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := adm.CreateTopic(ctx, int32(partitions), 1, nil, name); err != nil {
+	var cfg map[string]*string
+	for k, v := range configs {
+		if cfg == nil {
+			cfg = map[string]*string{}
+		}
+		cfg[k] = &v
+	}
+	if _, err := adm.CreateTopic(ctx, int32(partitions), 1, cfg, name); err != nil {
 		tb.Fatalf("kafkatest: create topic %s with %d partitions on %s broker %v: %v", name, partitions, Kind(tb), brokers, err)
 	}
 	tick := time.NewTicker(20 * time.Millisecond)
