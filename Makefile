@@ -11,6 +11,11 @@ KAFKALOCAL = $(GO) run ./deploy/kafkalocal --home $(KAFKA_HOME)
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS    = -s -w -X main.version=$(VERSION)
 TESTFLAGS ?= -count=1 -timeout 15m
+MODULE    := github.com/capirelay/capirelay
+# The concurrent packages run under the race detector (`make test`).
+RACE_PKGS ?= ./consumer/ ./capi/ ./mapping/ ./schemas/
+# Tests that must also hold on one CPU (GOMAXPROCS=1: one mapping worker).
+CPU1_TESTS ?= Transient
 BENCHFLAGS ?= -run '^$$' -bench . -benchmem -count 1
 
 include tools.mk
@@ -25,10 +30,14 @@ build:
 
 ## test: install the pinned helm and promtool (Go module proxy, cached), start
 ## one real Kafka broker (unless KAFKA_BROKERS is set), run every package's
-## tests against it, stop it. Fails if the broker does not come up or a tool
-## is missing.
+## tests against it (RACE_PKGS under the race detector, CPU1_TESTS again with
+## -cpu 1), stop it. Fails if the broker does not come up or a tool is
+## missing.
 test: tools
-	$(TOOLS_ENV) $(KAFKALOCAL) run -- $(GO) test $(TESTFLAGS) $(PKGS)
+	$(TOOLS_ENV) $(KAFKALOCAL) run -- sh -c '\
+	  $(GO) test $(TESTFLAGS) -race $(RACE_PKGS) && \
+	  $(GO) test $(TESTFLAGS) -race -cpu 1 -run "$(CPU1_TESTS)" ./consumer/ ./cmd/capirelay/ && \
+	  $(GO) test $(TESTFLAGS) $$($(GO) list $(PKGS) | grep -v -x -F $(foreach p,$(RACE_PKGS),-e $(MODULE)/$(patsubst ./%/,%,$(p))))'
 
 ## test-short: fast tests only, no real broker (kfake where a broker is needed).
 test-short:

@@ -280,6 +280,13 @@ func (s *setup) sectionDiagnostics(requireRun bool) config.Diagnostics {
 	if s.relay.EventAgeMargin < 0 || s.relay.EventAgeMargin >= capi.MaxEventAge {
 		ds.Add(path, at(&f.Relay, "event_age_margin"), "", "relay.event_age_margin", "must be between 0 and 7 days")
 	}
+	for key, v := range map[string]int64{"max_unsettled_records": int64(s.relay.MaxUnsettledRecords),
+		"max_unsettled_bytes": s.relay.MaxUnsettledBytes, "concurrency": int64(s.relay.Concurrency),
+		"max_batch_bytes": int64(s.relay.MaxBatchBytes)} {
+		if v < 0 {
+			ds.Add(path, at(&f.Relay, key), "", "relay."+key, fmt.Sprintf("must not be negative, got %d", v))
+		}
+	}
 	if s.relay.MaxBatchEvents < 0 || s.relay.MaxBatchEvents > capi.MaxEventsPerRequest {
 		ds.Add(path, at(&f.Relay, "max_batch_events"), "", "relay.max_batch_events", "must be 1 to 1000")
 	}
@@ -347,6 +354,7 @@ func (s *setup) consumerConfig(topics []string) consumer.Config {
 		Connection: s.conn, Group: s.kafka.Group, Topics: topics, DeadLetterTopic: s.kafka.DeadLetterTopic,
 		StartAtEnd: s.kafka.Start == "latest", MaxBatchEvents: s.relay.MaxBatchEvents, MaxBatchBytes: s.relay.MaxBatchBytes,
 		Linger: s.relay.Linger, Concurrency: s.relay.Concurrency, MaxUnsettledRecords: s.relay.MaxUnsettledRecords,
+		MaxUnsettledBytes: s.relay.MaxUnsettledBytes,
 		CommitInterval: s.relay.CommitInterval, RevokeTimeout: s.relay.RevokeTimeout, DrainTimeout: s.relay.DrainTimeout,
 		ConfigRetryInterval: s.relay.ConfigRetryInterval,
 		SessionTimeout:      s.kafka.SessionTimeout, RebalanceTimeout: s.kafka.RebalanceTimeout,

@@ -144,6 +144,10 @@ type Relay struct {
 	Concurrency int `yaml:"concurrency"`
 	// MaxUnsettledRecords bounds memory (default 20000).
 	MaxUnsettledRecords int `yaml:"max_unsettled_records"`
+	// MaxUnsettledBytes bounds memory in bytes: polling pauses while the
+	// records read but not settled hold this much (default 64 MiB; see
+	// consumer.Config.MaxUnsettledBytes).
+	MaxUnsettledBytes int64 `yaml:"max_unsettled_bytes"`
 	// CommitInterval (default 1s), RevokeTimeout (15s), DrainTimeout (30s),
 	// ConfigRetryInterval (30s): see the consumer package.
 	CommitInterval      time.Duration `yaml:"commit_interval"`

@@ -269,6 +269,7 @@ relay config, from values. Secrets appear only as file paths.
 {{- with $v.relay.linger }}{{ $_ := set $r "linger" . }}{{ end -}}
 {{- with $v.relay.concurrency }}{{ $_ := set $r "concurrency" (int .) }}{{ end -}}
 {{- with $v.relay.maxUnsettledRecords }}{{ $_ := set $r "max_unsettled_records" (int .) }}{{ end -}}
+{{- with $v.relay.maxUnsettledBytes }}{{ $_ := set $r "max_unsettled_bytes" (int64 .) }}{{ end -}}
 {{- with $v.relay.commitInterval }}{{ $_ := set $r "commit_interval" . }}{{ end -}}
 {{- with $v.relay.revokeTimeout }}{{ $_ := set $r "revoke_timeout" . }}{{ end -}}
 {{- with $v.relay.configRetryInterval }}{{ $_ := set $r "config_retry_interval" . }}{{ end -}}
