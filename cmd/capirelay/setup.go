@@ -353,8 +353,8 @@ func (s *setup) consumerConfig(topics []string) consumer.Config {
 	c := consumer.Config{
 		Connection: s.conn, Group: s.kafka.Group, Topics: topics, DeadLetterTopic: s.kafka.DeadLetterTopic,
 		StartAtEnd: s.kafka.Start == "latest", MaxBatchEvents: s.relay.MaxBatchEvents, MaxBatchBytes: s.relay.MaxBatchBytes,
-		Linger: s.relay.Linger, Concurrency: s.relay.Concurrency, MaxUnsettledRecords: s.relay.MaxUnsettledRecords,
-		MaxUnsettledBytes: s.relay.MaxUnsettledBytes,
+		Linger: s.relay.Linger, Concurrency: s.relay.Concurrency,
+		MaxUnsettledRecords: s.relay.MaxUnsettledRecords, MaxUnsettledBytes: s.relay.MaxUnsettledBytes,
 		CommitInterval: s.relay.CommitInterval, RevokeTimeout: s.relay.RevokeTimeout, DrainTimeout: s.relay.DrainTimeout,
 		ConfigRetryInterval: s.relay.ConfigRetryInterval,
 		SessionTimeout:      s.kafka.SessionTimeout, RebalanceTimeout: s.kafka.RebalanceTimeout,
