@@ -73,9 +73,10 @@ type Config struct {
 	// records read but not settled hold this many bytes (key, value,
 	// headers and a fixed overhead per record; default 64 MiB). A record
 	// larger than the whole budget still passes, alone. The fetch sizes
-	// follow it (FetchMaxBytes = MaxUnsettledBytes/8, between 1 MiB and
-	// 50 MiB, at most 4 fetches buffered), so that what the Kafka client
-	// buffers is bounded by about half the budget again.
+	// follow it: Kafka's fetch.max.bytes is MaxUnsettledBytes/16 (between
+	// 1 MiB and 50 MiB) and max.partition.fetch.bytes at most 1 MiB, so the
+	// client buffers at most that per broker (compressed: decompressed it
+	// is as much larger as the data compresses).
 	MaxUnsettledBytes int64
 	// MapWorkers is how many goroutines decode and map records (default:
 	// the number of CPUs). Records of a partition may be mapped out of order;

@@ -178,9 +178,11 @@ func (r *Relay) consumerOpts() []kgo.Opt {
 	if !cfg.StartAfter.IsZero() {
 		start = kgo.NewOffset().AfterMilli(cfg.StartAfter.UnixMilli())
 	}
-	// The client buffers at most 4 fetches of FetchMaxBytes each: about
-	// half the byte budget again, on top of what the relay holds.
-	fetchMax := int32(min(max(cfg.MaxUnsettledBytes/8, 1<<20), 50<<20))
+	// The client buffers one fetch per broker, of at most FetchMaxBytes
+	// (compressed) each, on top of what the relay holds. Limiting the
+	// concurrent fetches instead would make a busy broker wait behind idle
+	// ones' long polls.
+	fetchMax := int32(min(max(cfg.MaxUnsettledBytes/16, 1<<20), 50<<20))
 	opts := append([]kgo.Opt{}, cfg.Connection...)
 	opts = append(opts,
 		// Aborted transactions are never relayed; control records are kept
@@ -190,7 +192,6 @@ func (r *Relay) consumerOpts() []kgo.Opt {
 		kgo.KeepControlRecords(),
 		kgo.FetchMaxBytes(fetchMax),
 		kgo.FetchMaxPartitionBytes(min(fetchMax, 1<<20)),
-		kgo.MaxConcurrentFetches(4),
 	)
 	if len(cfg.Partitions) > 0 {
 		parts := make(map[string]map[int32]kgo.Offset)

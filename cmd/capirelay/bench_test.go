@@ -33,6 +33,14 @@ func benchN(def int) int {
 // benchOrders produces n paid web-shop orders to topic (6 partitions).
 func benchOrders(b *testing.B, brokers []string, topic string, n int) {
 	b.Helper()
+	benchOrdersPadded(b, brokers, topic, n, 0)
+}
+
+// benchOrdersPadded is benchOrders with a "notes" member of pad bytes in each
+// order, which no rule reads.
+func benchOrdersPadded(b *testing.B, brokers []string, topic string, n, pad int) {
+	b.Helper()
+	notes := strings.Repeat("n", pad)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ProducerLinger(10*time.Millisecond),
 		kgo.MaxBufferedRecords(200000), kgo.ProducerBatchMaxBytes(1<<20))
 	if err != nil {
@@ -45,6 +53,9 @@ func benchOrders(b *testing.B, brokers []string, topic string, n int) {
 	for i := 0; i < n; i++ {
 		o := demoOrder(rng, "ord_"+strconv.Itoa(i), now.Add(-time.Duration(rng.IntN(3600))*time.Second), 2)
 		o["status"] = "paid"
+		if pad > 0 {
+			o["notes"] = notes
+		}
 		v, _ := json.Marshal(o)
 		cl.Produce(context.Background(), &kgo.Record{Topic: topic, Value: v}, func(_ *kgo.Record, err error) {
 			if err != nil {
@@ -65,7 +76,11 @@ func benchOrders(b *testing.B, brokers []string, topic string, n int) {
 	}
 }
 
-// benchConfig writes a config with the web-shop rules on topic.
+// benchTuning is the relay section's tuning of the throughput benchmarks.
+const benchTuning = "  concurrency: 16\n  max_unsettled_records: 50000"
+
+// benchConfig writes a config with the web-shop rules on topic; relayExtra
+// is added to the relay section (benchTuning, or "" for the defaults).
 func benchConfig(b *testing.B, brokers []string, topic, dlq, group, apiURL, relayExtra string) string {
 	b.Helper()
 	ex, err := os.ReadFile("../../deploy/examples/web-shop/config.yaml")
@@ -85,8 +100,6 @@ api:
 relay:
   listen: "off"
   log_level: error
-  concurrency: 16
-  max_unsettled_records: 50000
 %s
 %s`, strings.Join(brokers, ","), group, dlq, apiURL, binPixel, relayExtra, rules[i:])
 	path := filepath.Join(b.TempDir(), "config.yaml")
@@ -126,7 +139,7 @@ func BenchmarkEndToEndKfake(b *testing.B) {
 				}
 				brokers := cluster.ListenAddrs()
 				benchOrders(b, brokers, "orders", n)
-				cfg := benchConfig(b, brokers, "orders", "orders.dlq", "bench", newBenchSim(b, tc.sim), "")
+				cfg := benchConfig(b, brokers, "orders", "orders.dlq", "bench", newBenchSim(b, tc.sim), benchTuning)
 				var ru0 syscall.Rusage
 				_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
 				b.StartTimer()
@@ -223,7 +236,7 @@ func BenchmarkEndToEndRealBroker(b *testing.B) {
 			for b.Loop() {
 				b.StopTimer()
 				group := kafkatest.GroupID(b)
-				cfg := benchConfig(b, brokers, topic, dlq, group, newBenchSim(b, tc.sim), "")
+				cfg := benchConfig(b, brokers, topic, dlq, group, newBenchSim(b, tc.sim), benchTuning)
 				cmd := startBench(b, cfg)
 				b.StartTimer()
 				start := time.Now()
@@ -259,6 +272,52 @@ func BenchmarkEndToEndRealBroker(b *testing.B) {
 			b.StartTimer()
 		}
 	})
+}
+
+// BenchmarkLargeRecordsRealBroker: the memory bound in bytes. The real binary
+// with the default relay settings against the real broker, through a backlog
+// of 300 orders of about 900 KB each (CAPIRELAY_BENCH_RECORDS to change)
+// behind an API that takes 2 s per request. It reports the relay process's
+// peak RSS (VmHWM) and the time to commit the backlog.
+func BenchmarkLargeRecordsRealBroker(b *testing.B) {
+	n := benchN(300)
+	brokers := kafkatest.Brokers(b)
+	if kafkatest.Kind(b) == "kfake" {
+		b.Skip("needs a real broker")
+	}
+	adm := kadm.NewClient(kafkatest.Client(b))
+	topic := kafkatest.Topic(b, 6)
+	dlq := kafkatest.Topic(b, 1)
+	benchOrdersPadded(b, brokers, topic, n, 900_000)
+	b.Logf("backlog of %d orders of ~900 KB produced", n)
+	for b.Loop() {
+		b.StopTimer()
+		group := kafkatest.GroupID(b)
+		cfg := benchConfig(b, brokers, topic, dlq, group, newBenchSim(b, capisim.Options{NullSink: true, Latency: 2 * time.Second}), "")
+		cmd := startBench(b, cfg)
+		b.StartTimer()
+		start := time.Now()
+		var total int64
+		for total < int64(n) {
+			time.Sleep(100 * time.Millisecond)
+			if offs := committedOffsets(b, adm, group, topic); offs != nil {
+				total = sumOffsets(offs)
+			}
+			if time.Since(start) > 10*time.Minute {
+				b.Fatalf("committed %d of %d after 10 minutes", total, n)
+			}
+		}
+		el := time.Since(start)
+		b.StopTimer()
+		hwm, cpu := procStats(cmd.Process.Pid)
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+		b.ReportMetric(el.Seconds(), "s-to-commit")
+		b.ReportMetric(cpu, "cpu-s")
+		b.ReportMetric(float64(hwm)/1024, "peak-RSS-MiB")
+		b.ReportMetric(0, "ns/op")
+		b.StartTimer()
+	}
 }
 
 func startBench(b *testing.B, cfg string) *runningBench {

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"os/signal"
 	"slices"
@@ -87,6 +88,7 @@ Flags:`)
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	s.limitMemory(slog.New(slog.DiscardHandler))
 	if *group == "" {
 		*group = s.kafka.Group + "-redrive"
 	}

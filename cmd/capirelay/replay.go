@@ -213,6 +213,7 @@ Flags:`)
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	s.limitMemory(slog.New(slog.DiscardHandler))
 	if len(topics) == 0 {
 		topics = s.mapper.Topics()
 	}

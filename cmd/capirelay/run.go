@@ -64,6 +64,7 @@ Flags:`)
 	}
 	logger := newLogger(stderr, s.relay.LogFormat, s.relay.LogLevel)
 	s.warnStart(logger)
+	s.limitMemory(logger)
 
 	ctx, stop := context.WithCancel(context.Background())
 	force, forceStop := context.WithCancel(context.Background())
