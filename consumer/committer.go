@@ -198,6 +198,7 @@ func (r *Relay) forget(only map[topicPartition]bool) {
 	}
 	r.mu.Unlock()
 	r.stage.dropPartitions(only)
+	r.unpause(only)
 }
 
 // firstCommitError returns the first per-partition error of a commit

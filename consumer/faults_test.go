@@ -1,6 +1,8 @@
 package consumer
 
 import (
+	"context"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -142,9 +144,9 @@ func TestRelayDrainWaitsForWhatCanSettle(t *testing.T) {
 }
 
 // refusingCluster returns a one-broker kfake cluster with the topics, whose
-// produce requests are refused (TopicAuthorizationFailed) while failing is
-// set; refused counts the refusals. Once the relay runs, its dead-letter
-// producer is the cluster's only producer, so this fails dead-letter writes.
+// produce requests to the last topic (the dead-letter topic) are refused
+// (TopicAuthorizationFailed) while failing is set; refused counts the
+// refusals. Producing to the other topics works throughout.
 func refusingCluster(t *testing.T, topics ...string) (cluster *kfake.Cluster, failing *atomic.Bool, refused *atomic.Int64) {
 	t.Helper()
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topics...))
@@ -152,15 +154,25 @@ func refusingCluster(t *testing.T, topics ...string) (cluster *kfake.Cluster, fa
 		t.Fatal(err)
 	}
 	t.Cleanup(cluster.Close)
+	dlq := topics[len(topics)-1]
+	td, err := newAdmFor(t, cluster.ListenAddrs()).ListTopics(context.Background(), dlq)
+	if err != nil || td[dlq].Err != nil {
+		t.Fatalf("topic id of %s: %v %v", dlq, err, td[dlq].Err)
+	}
+	dlqID := td[dlq].ID
 	failing, refused = new(atomic.Bool), new(atomic.Int64)
 	cluster.ControlKey(int16(kmsg.Produce), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
 		cluster.KeepControl()
-		if !failing.Load() {
+		req := kreq.(*kmsg.ProduceRequest)
+		toDLQ := false
+		for _, rt := range req.Topics {
+			// Produce v13 names topics by id, not name.
+			toDLQ = toDLQ || rt.Topic == dlq || rt.TopicID == dlqID
+		}
+		if !failing.Load() || !toDLQ {
 			return nil, nil, false
 		}
-		// Produce v13 names topics by id, not name: the response copies both.
 		refused.Add(1)
-		req := kreq.(*kmsg.ProduceRequest)
 		resp := req.ResponseKind().(*kmsg.ProduceResponse)
 		resp.Version = req.Version
 		for _, rt := range req.Topics {
@@ -177,4 +189,45 @@ func refusingCluster(t *testing.T, topics ...string) (cluster *kfake.Cluster, fa
 		return resp, nil, true
 	})
 	return cluster, failing, refused
+}
+
+// TestRelayHeldRecordPausesItsPartition: a record held by a failure that can
+// heal (its dead-letter write refused) must not let its partition's tracker
+// grow with every record read after it: past MaxUnsettledRecords tracked
+// records the partition is paused, other topics keep flowing, and it resumes
+// once the record settles.
+func TestRelayHeldRecordPausesItsPartition(t *testing.T) {
+	t.Parallel()
+	const topic, other, dlq = "orders", "signups", "orders.dlq"
+	cluster, failing, refused := refusingCluster(t, topic, other, dlq)
+	h := newHarness(t, capisim.Options{})
+	h.brokers = cluster.ListenAddrs()
+	h.adm = newAdmFor(t, h.brokers)
+	group := "window"
+	const n, window = 500, 50
+	vals := []any{[]byte("not json")} // offset 0: its dead-letter write is refused
+	for i := range n {
+		vals = append(vals, testValue{ID: fmt.Sprint("o-", i), TS: now()})
+	}
+	h.produce(topic, 0, vals...)
+	failing.Store(true)
+	run := h.start(Config{Group: group, Topics: []string{topic, other}, DeadLetterTopic: dlq, MaxUnsettledRecords: window}, nil)
+	waitFor(t, "dead-letter writes refused", 20*time.Second, func() bool { return refused.Load() >= 2 })
+	time.Sleep(time.Second) // the poll loop would read on if it could
+	read := run.r.Progress().ConsumedByTopic[topic]
+	t.Logf("read %d of %d records behind the held one", read, n+1)
+	if read > 2*window+1 {
+		t.Errorf("read %d records behind a held record; want the partition paused near %d", read, window)
+	}
+	othersVals := make([]any, 100)
+	for i := range othersVals {
+		othersVals[i] = testValue{ID: fmt.Sprint("s-", i), TS: now()}
+	}
+	h.produce(other, 0, othersVals...)
+	waitFor(t, "the other topic relayed", 20*time.Second, func() bool { return h.committed(group, other)[0] == 100 })
+	failing.Store(false)
+	waitFor(t, "commit to the end once the write succeeds", 30*time.Second, func() bool { return h.committed(group, topic)[0] == n+1 })
+	if got := len(h.acceptedIDs()); got != n+100 {
+		t.Errorf("accepted %d events, want %d", got, n+100)
+	}
 }

@@ -57,13 +57,13 @@ type mapStage struct {
 
 	mu          sync.Mutex // guards parked and byPartition
 	parked      parkHeap
-	byPartition map[topicPartition]int // records in retry per partition (paused while > 0)
+	byPartition map[*partitionTracker]int // records in retry per partition (paused while > 0)
 	wake        chan struct{}          // the park loop re-reads the heap (capacity 1)
 }
 
 func newMapStage(r *Relay) *mapStage {
 	return &mapStage{r: r, jobs: make(chan job, r.cfg.MaxUnsettledRecords), retry: make(chan job),
-		idle: make(chan struct{}, 1), byPartition: make(map[topicPartition]int), wake: make(chan struct{}, 1)}
+		idle: make(chan struct{}, 1), byPartition: make(map[*partitionTracker]int), wake: make(chan struct{}, 1)}
 }
 
 // start starts the workers and the park loop; they stop when ctx ends.
@@ -157,9 +157,9 @@ func (s *mapStage) park(j job, err error) {
 	}
 	s.mu.Lock()
 	if j.attempt == 1 {
-		s.byPartition[tp]++
-		if s.byPartition[tp] == 1 {
-			r.cl.PauseFetchPartitions(map[string][]int32{tp.topic: {tp.partition}})
+		s.byPartition[j.tok.t]++
+		if s.byPartition[j.tok.t] == 1 {
+			r.pause(tp, pausedParked, true)
 		}
 		r.m.RecordsParked.Inc()
 	}
@@ -177,14 +177,17 @@ func (s *mapStage) park(j job, err error) {
 }
 
 // unpark accounts for a job that left the retry state; the last one of a
-// partition resumes fetching it.
+// partition resumes fetching it (unless the partition was given up since:
+// forget cleared its pauses, and a new owner's tracker has its own count).
 func (s *mapStage) unpark(j job) {
-	tp := topicPartition{j.polled.Topic, j.polled.Partition}
+	t := j.tok.t
 	s.mu.Lock()
-	s.byPartition[tp]--
-	if s.byPartition[tp] <= 0 {
-		delete(s.byPartition, tp)
-		s.r.cl.ResumeFetchPartitions(map[string][]int32{tp.topic: {tp.partition}})
+	s.byPartition[t]--
+	if s.byPartition[t] <= 0 {
+		delete(s.byPartition, t)
+		if !t.isRevoked() {
+			s.r.pause(topicPartition{t.topic, t.partition}, pausedParked, false)
+		}
 	}
 	s.mu.Unlock()
 	s.r.m.RecordsParked.Dec()

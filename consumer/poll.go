@@ -3,9 +3,9 @@ package consumer
 // poll.go: the fetch loop. It owns the group consumer's polling (one
 // goroutine, Run's): it waits for room in the memory budget, polls, tracks
 // each record in its partition's tracker in offset order, charges the budget
-// and hands the record to the mapping stage. It also owns the bounds of a
-// bounded run (End). It reads and writes Relay.trackers, hwm and done under
-// Relay.mu.
+// and hands the record to the mapping stage. It owns which partitions are
+// paused and why (Relay.pauses, under pauseMu), and the bounds of a bounded
+// run (End). It reads and writes Relay.trackers, hwm and done under Relay.mu.
 
 import (
 	"context"
@@ -82,8 +82,11 @@ func (r *Relay) pollLoop(ctx context.Context) error {
 			r.consumed.Add(1)
 			// Tracked in offset order here, mapped by any worker: the
 			// pending unit is the mapping.
-			tok := last.track(rec.Offset, rec.LeaderEpoch, rec.Timestamp.UnixMilli(), bytes)
+			tok, window := last.track(rec.Offset, rec.LeaderEpoch, rec.Timestamp.UnixMilli(), bytes)
 			r.stage.enqueue(job{polled: rec, tok: tok})
+			if window >= r.cfg.MaxUnsettledRecords && !last.windowPaused.Load() {
+				r.pauseWindow(last, rec)
+			}
 		})
 		r.cl.AllowRebalance()
 	}
@@ -105,7 +108,7 @@ func (r *Relay) pastEnd(rec *kgo.Record) bool {
 		r.done[tp] = true
 		r.mu.Unlock()
 		if rec.Offset >= end {
-			r.cl.PauseFetchPartitions(map[string][]int32{tp.topic: {tp.partition}})
+			r.pause(tp, pausedEnd, true)
 			return true
 		}
 	}
@@ -175,6 +178,7 @@ func (r *Relay) trackerFor(topic string, partition int32) *partitionTracker {
 	t := r.trackers[tp]
 	if t == nil {
 		t = newTracker(topic, partition, r.budget.release, r.settleViolation)
+		t.advanced = r.windowShrunk
 		c := r.byTopic[topic]
 		if c == nil {
 			c = new(atomic.Int64)
@@ -185,4 +189,91 @@ func (r *Relay) trackerFor(topic string, partition int32) *partitionTracker {
 		r.trackers[tp] = t
 	}
 	return t
+}
+
+// pauseReason is why a partition's fetching is paused; it is fetched again
+// once no reason is left.
+type pauseReason uint8
+
+const (
+	pausedParked pauseReason = 1 << iota // records of it are parked (mapstage.go)
+	pausedWindow                         // it tracks MaxUnsettledRecords records from its first unsettled one
+	pausedEnd                            // a bounded run consumed it to its end
+)
+
+// pause sets (on) or clears reason for tp, pausing or resuming its fetching
+// when that changes whether any reason is set.
+func (r *Relay) pause(tp topicPartition, reason pauseReason, on bool) {
+	r.pauseMu.Lock()
+	defer r.pauseMu.Unlock()
+	r.pauseLocked(tp, reason, on)
+}
+
+func (r *Relay) pauseLocked(tp topicPartition, reason pauseReason, on bool) {
+	before := r.pauses[tp]
+	after := before &^ reason
+	if on {
+		after = before | reason
+	}
+	if after == 0 {
+		delete(r.pauses, tp)
+	} else {
+		r.pauses[tp] = after
+	}
+	switch {
+	case before == 0 && after != 0:
+		r.cl.PauseFetchPartitions(map[string][]int32{tp.topic: {tp.partition}})
+	case before != 0 && after == 0:
+		r.cl.ResumeFetchPartitions(map[string][]int32{tp.topic: {tp.partition}})
+	}
+}
+
+// unpause clears every reason of the partitions in only (given up: a
+// reassigned partition must be fetched).
+func (r *Relay) unpause(only map[topicPartition]bool) {
+	r.pauseMu.Lock()
+	defer r.pauseMu.Unlock()
+	for tp := range only {
+		r.pauseLocked(tp, r.pauses[tp], false)
+	}
+}
+
+// pauseWindow pauses a partition that tracks MaxUnsettledRecords records
+// from its first unsettled one (a record held by a failure that can heal,
+// with everything read after it): the tracker would grow without bound.
+// The partition is fetched again once half of them are settled
+// (windowShrunk); other partitions keep flowing.
+func (r *Relay) pauseWindow(t *partitionTracker, rec *kgo.Record) {
+	r.pauseMu.Lock()
+	defer r.pauseMu.Unlock()
+	// Set first, then look: a settle that shrinks the window after the
+	// look sees the flag and resumes (windowShrunk).
+	t.windowPaused.Store(true)
+	w := t.window()
+	if w < r.cfg.MaxUnsettledRecords {
+		t.windowPaused.Store(false)
+		return
+	}
+	off, _, _, _ := t.state()
+	r.log.Warn("partition paused: too many records read after its first unsettled one (held by a failure that can heal; see the other warnings)",
+		"topic", t.topic, "partition", t.partition, "tracked_records", w, "committable_offset", off, "last_read_offset", rec.Offset)
+	r.pauseLocked(topicPartition{t.topic, t.partition}, pausedWindow, true)
+}
+
+// windowShrunk is the trackers' advanced hook: it resumes a partition paused
+// by pauseWindow once it tracks half of MaxUnsettledRecords or fewer.
+func (r *Relay) windowShrunk(t *partitionTracker, window int) {
+	if window > r.cfg.MaxUnsettledRecords/2 {
+		return
+	}
+	r.pauseMu.Lock()
+	defer r.pauseMu.Unlock()
+	if !t.windowPaused.Load() || t.window() > r.cfg.MaxUnsettledRecords/2 {
+		return
+	}
+	t.windowPaused.Store(false)
+	if !t.isRevoked() {
+		r.pauseLocked(topicPartition{t.topic, t.partition}, pausedWindow, false)
+	}
+	r.log.Info("partition resumed", "topic", t.topic, "partition", t.partition, "tracked_records", window)
 }

@@ -79,6 +79,11 @@ type Relay struct {
 	commitMu sync.Mutex               // serializes commits with revocation
 	topicsMu sync.Mutex               // serializes SetTopics
 
+	// Paused partitions and why (poll.go). pauseMu guards pauses; it is
+	// taken after mapStage.mu, never while a tracker's lock is held.
+	pauseMu sync.Mutex
+	pauses  map[topicPartition]pauseReason
+
 	budget *budget   // records and bytes read but not settled (budget.go)
 	stage  *mapStage // mapping workers and parked records (mapstage.go)
 
@@ -144,6 +149,7 @@ func New(cfg Config, deps Deps) (*Relay, error) {
 		hwm:      make(map[topicPartition]int64),
 		done:     make(map[topicPartition]bool),
 		byTopic:  make(map[string]*atomic.Int64),
+		pauses:   make(map[topicPartition]pauseReason),
 		pending:  make(map[batchKey]*batch),
 		sendq:    make(chan *batch, cfg.Concurrency),
 		flushNow: make(chan struct{}, 1),

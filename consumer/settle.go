@@ -101,12 +101,17 @@ func (k token) use(n int, dst []token, abandon bool) []token {
 	}
 	settled := !e.pending()
 	bytes := e.bytes
-	if settled && k.seq == t.base+uint64(t.head) {
+	moved := settled && k.seq == t.base+uint64(t.head)
+	if moved {
 		t.advanceLocked()
 	}
+	window := len(t.entries) - t.head
 	t.mu.Unlock()
 	if settled && t.released != nil {
 		t.released(bytes)
+	}
+	if moved && t.advanced != nil && t.windowPaused.Load() {
+		t.advanced(t, window)
 	}
 	return dst
 }
@@ -127,6 +132,12 @@ type partitionTracker struct {
 	// Both are set at creation and never change; nil means none.
 	released  func(bytes int64)
 	violation func(error)
+	// advanced is called (without mu) after the settled prefix moved, with
+	// the number of records still tracked, while windowPaused is set.
+	advanced func(t *partitionTracker, window int)
+	// windowPaused is set while the partition's fetching is paused because
+	// it tracks too many records (poll.go); it gates advanced.
+	windowPaused atomic.Bool
 
 	mu      sync.Mutex // guards everything below
 	base    uint64     // sequence number of entries[0]
@@ -197,11 +208,12 @@ func newTracker(topic string, partition int32, released func(int64), violation f
 // mapping, and returns that unit's token. bytes is the record's share of the
 // memory budget, given back through released when the record settles; tsMS
 // its timestamp (Unix ms).
-func (t *partitionTracker) track(offset int64, epoch int32, tsMS, bytes int64) token {
+// It also returns the number of records now tracked (the window).
+func (t *partitionTracker) track(offset int64, epoch int32, tsMS, bytes int64) (token, int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	seq := t.appendLocked(entry{offset: offset, epoch: epoch, next: 1, live: 1, tsMS: tsMS, bytes: bytes})
-	return token{t: t, seq: seq, id: 0}
+	return token{t: t, seq: seq, id: 0}, len(t.entries) - t.head
 }
 
 // skip adds a record with no work (a transaction marker): settled at once,
@@ -261,6 +273,14 @@ func (t *partitionTracker) state() (committable int64, epoch int32, unsettled in
 		oldestMS = t.entries[t.head].tsMS
 	}
 	return t.committable, t.epoch, unsettled, oldestMS
+}
+
+// window returns the number of records tracked: from the first unsettled
+// one to the last read.
+func (t *partitionTracker) window() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.entries) - t.head
 }
 
 // toCommit returns the offset to commit for the partition and its epoch, and
