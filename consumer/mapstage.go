@@ -58,7 +58,7 @@ type mapStage struct {
 	mu          sync.Mutex // guards parked and byPartition
 	parked      parkHeap
 	byPartition map[*partitionTracker]int // records in retry per partition (paused while > 0)
-	wake        chan struct{}          // the park loop re-reads the heap (capacity 1)
+	wake        chan struct{}             // the park loop re-reads the heap (capacity 1)
 }
 
 func newMapStage(r *Relay) *mapStage {
